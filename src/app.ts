@@ -1,0 +1,90 @@
+import type { Logger } from "pino";
+import type { Config } from "./config/config.js";
+import { FilesService } from "./files/files-service.js";
+import type { FileRepository, ObjectStore } from "./files/ports.js";
+import { openFileRepository } from "./metadata/open.js";
+import { ensureBucket } from "./storage/bucket.js";
+import { LocalFsObjectStore } from "./storage/local-fs-object-store.js";
+import { createS3Client } from "./storage/s3-client.js";
+import { S3ObjectStore } from "./storage/s3-object-store.js";
+import { createHttpHandler } from "./transport/http-handler.js";
+import { createOnePortServer, type OnePortServer } from "./transport/one-port-server.js";
+
+/** A start-up failure already worded for an operator (it names the bucket, database or port). */
+export class StartupError extends Error {
+  override readonly name = "StartupError";
+}
+
+export interface RunningApp {
+  port: number;
+  /** Stops taking new connections, lets requests in flight finish for up to `graceMs`, then closes stores. */
+  stop(graceMs: number): Promise<void>;
+}
+
+/** Wires the adapters around the core from a validated config, and starts listening. */
+export async function startApp(config: Config, logger: Logger): Promise<RunningApp> {
+  const store = await openObjectStore(config).catch((err: unknown) => {
+    throw new StartupError(`object storage: ${(err as Error).message}`, { cause: err });
+  });
+  const repository = await openFileRepository(config.metadataStore).catch((err: unknown) => {
+    throw new StartupError(`metadata store: ${(err as Error).message}`, { cause: err });
+  });
+  const files = new FilesService({
+    store,
+    repository,
+    keyPrefix: config.storage.type === "remote::s3" ? config.storage.keyPrefix : "",
+    maxFileBytes: config.server.maxFileBytes,
+    onOrphanedObject: (key, err) => logger.warn({ key, err }, "could not remove an object; reconcile will find it"),
+  });
+  const server = createOnePortServer(
+    createHttpHandler({
+      files,
+      logger,
+      maxMessageBytes: config.server.maxMessageBytes,
+      ready: async () => {
+        await Promise.all([store.ping(), repository.ping()]);
+      },
+    }),
+  );
+  let port: number;
+  try {
+    port = await server.listen(config.server.port, config.server.host);
+  } catch (err) {
+    await repository.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new StartupError(`cannot listen on ${config.server.host}:${config.server.port}: ${code ?? (err as Error).message}`, { cause: err });
+  }
+  return { port, stop: (graceMs) => stopApp(server, repository, graceMs) };
+}
+
+async function openObjectStore(config: Config): Promise<ObjectStore> {
+  const storage = config.storage;
+  if (storage.type === "inline::localfs") return new LocalFsObjectStore(storage.storageDir);
+  const client = createS3Client({
+    region: storage.region,
+    endpointUrl: storage.endpointUrl,
+    accessKeyId: storage.accessKeyId,
+    secretAccessKey: storage.secretAccessKey,
+    sessionToken: storage.sessionToken,
+    forcePathStyle: storage.forcePathStyle,
+    requestChecksumCalculation: storage.requestChecksumCalculation,
+    responseChecksumValidation: storage.responseChecksumValidation,
+  });
+  await ensureBucket(client, storage.bucket, { autoCreate: storage.autoCreateBucket, region: storage.region });
+  return new S3ObjectStore({
+    client,
+    bucket: storage.bucket,
+    partSizeBytes: storage.partSizeBytes,
+    partConcurrency: storage.partConcurrency,
+  });
+}
+
+async function stopApp(server: OnePortServer, repository: FileRepository, graceMs: number): Promise<void> {
+  const closed = server.close();
+  server.closeIdle();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), graceMs)));
+  if ((await Promise.race([closed, timedOut])) === "timeout") server.destroyAll();
+  clearTimeout(timer);
+  await repository.close();
+}

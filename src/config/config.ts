@@ -1,0 +1,39 @@
+/** The validated, typed configuration the rest of the program reads. Built by load-config.ts. */
+export interface Config {
+  server: {
+    host: string;
+    port: number;
+    logLevel: string;
+    maxFileBytes: number;
+    /** Per gRPC/Connect message, in both directions. */
+    maxMessageBytes: number;
+  };
+  storage: S3StorageConfig | LocalFsStorageConfig;
+  metadataStore: MetadataStoreConfig;
+}
+
+export interface S3StorageConfig {
+  type: "remote::s3";
+  bucket: string;
+  region: string;
+  endpointUrl?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  sessionToken?: string;
+  autoCreateBucket: boolean;
+  forcePathStyle: boolean;
+  keyPrefix: string;
+  partSizeBytes: number;
+  partConcurrency: number;
+  requestChecksumCalculation: "WHEN_SUPPORTED" | "WHEN_REQUIRED";
+  responseChecksumValidation: "WHEN_SUPPORTED" | "WHEN_REQUIRED";
+}
+
+export interface LocalFsStorageConfig {
+  type: "inline::localfs";
+  storageDir: string;
+}
+
+export type MetadataStoreConfig =
+  | { type: "sqlite"; dbPath: string }
+  | { type: "postgres"; url?: string; host?: string; port?: number; db?: string; user?: string; password?: string };

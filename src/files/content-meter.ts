@@ -1,0 +1,64 @@
+import { createHash } from "node:crypto";
+import { invalidArgument, tooLarge } from "./errors.js";
+
+export interface MeterLimits {
+  /** Hard cap on the content size. */
+  maxBytes: number;
+  /** The size the client declared, if any: more or fewer bytes fail the upload. */
+  declaredSize?: number;
+  /** The lowercase hex SHA-256 the client declared, if any. */
+  declaredSha256?: string;
+}
+
+/**
+ * Counts and hashes content in the single pass it takes on its way to storage,
+ * and fails the stream as soon as it breaks a limit. Because the failure is thrown
+ * from inside the body the store is reading, the store aborts before it commits:
+ * a bad upload never becomes a visible object.
+ */
+export class ContentMeter {
+  private readonly hash = createHash("sha256");
+  private count = 0;
+  private digest: string | undefined;
+
+  constructor(private readonly limits: MeterLimits) {}
+
+  get bytes(): number {
+    return this.count;
+  }
+
+  /** The hex SHA-256; available once the wrapped stream has ended. */
+  get sha256(): string {
+    if (this.digest === undefined) throw new Error("ContentMeter: stream not finished");
+    return this.digest;
+  }
+
+  async *wrap(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    const { maxBytes, declaredSize } = this.limits;
+    for await (const chunk of source) {
+      if (chunk.byteLength === 0) continue;
+      this.count += chunk.byteLength;
+      if (this.count > maxBytes) {
+        throw tooLarge(`The file is larger than the limit of ${maxBytes} bytes`, "file");
+      }
+      if (declaredSize !== undefined && this.count > declaredSize) {
+        throw invalidArgument("size_bytes", `Received more than the declared ${declaredSize} bytes`);
+      }
+      this.hash.update(chunk);
+      yield chunk;
+    }
+    this.finish();
+  }
+
+  private finish(): void {
+    const { declaredSize, declaredSha256 } = this.limits;
+    if (declaredSize !== undefined && this.count !== declaredSize) {
+      throw invalidArgument("size_bytes", `Received ${this.count} bytes but ${declaredSize} were declared`);
+    }
+    const digest = this.hash.digest("hex");
+    if (declaredSha256 !== undefined && digest !== declaredSha256) {
+      throw invalidArgument("sha256", `The content's SHA-256 is ${digest}, not the declared ${declaredSha256}`);
+    }
+    this.digest = digest;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The closed set of failures the core reports. Each transport maps these codes
+ * once (transport/connect/errors.ts, and later the REST mapping); nothing else
+ * decides statuses.
+ */
+export type FilesErrorCode =
+  | "invalid_argument"
+  | "not_found"
+  | "out_of_range"
+  | "too_large"
+  | "cancelled"
+  | "unavailable"
+  | "internal";
+
+export class FilesError extends Error {
+  override readonly name = "FilesError";
+  constructor(
+    readonly code: FilesErrorCode,
+    message: string,
+    /** The request field the problem is about, when there is one. */
+    readonly param?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export const invalidArgument = (param: string, message: string) =>
+  new FilesError("invalid_argument", message, param);
+
+export const notFound = (id: string, param = "file_id") =>
+  new FilesError("not_found", `No such file: '${id}'`, param);
+
+export const tooLarge = (message: string, param?: string) => new FilesError("too_large", message, param);
+
+export const outOfRange = (param: string, message: string) => new FilesError("out_of_range", message, param);
+
+export const cancelled = (message = "The upload was cancelled by the client") =>
+  new FilesError("cancelled", message);
+
+/** A dependency (object store or database) failed; the message stays free of internals. */
+export const unavailable = (what: string, cause: unknown) =>
+  new FilesError("unavailable", `${what} is unavailable; try again later`, undefined, { cause });
+
+export function isFilesError(err: unknown): err is FilesError {
+  return err instanceof FilesError;
+}

@@ -1,0 +1,186 @@
+import { FilesError, invalidArgument, isFilesError, notFound, outOfRange, unavailable } from "./errors.js";
+import { ContentMeter } from "./content-meter.js";
+import { isFileId, newFileId } from "./ids.js";
+import { isPurpose, type Purpose } from "./purposes.js";
+import { validateUpload, type UploadRequest } from "./upload-request.js";
+import { systemClock, type Clock, type FileRecord, type FileRepository, type ListOrder, type ObjectStore } from "./ports.js";
+
+export interface FilesServiceOptions {
+  store: ObjectStore;
+  repository: FileRepository;
+  clock?: Clock;
+  /** Prepended to every object key, e.g. "tenants/acme/files/". */
+  keyPrefix?: string;
+  maxFileBytes: number;
+  /** Told about objects left behind by a failed clean-up, so they can be logged for reconciliation. */
+  onOrphanedObject?: (key: string, error: unknown) => void;
+}
+
+export interface ListRequest {
+  after?: string;
+  limit?: number;
+  order?: ListOrder;
+  purpose?: string;
+}
+
+export interface ListPage {
+  data: FileRecord[];
+  hasMore: boolean;
+  firstId: string | null;
+  lastId: string | null;
+}
+
+export interface RangeRequest {
+  offset: number;
+  /** Undefined: to the end of the file. */
+  length?: number;
+}
+
+export interface Download {
+  file: FileRecord;
+  /** The bytes actually sent, after clipping the request to the file. */
+  offset: number;
+  length: number;
+  body: AsyncIterable<Uint8Array>;
+}
+
+export const MAX_LIST_LIMIT = 10_000;
+
+/**
+ * The files domain: what an upload, a download, a listing and a deletion mean.
+ * It knows nothing of HTTP, gRPC, S3 or SQL; transports call it and adapters serve it.
+ */
+export class FilesService {
+  private readonly store: ObjectStore;
+  private readonly repository: FileRepository;
+  private readonly clock: Clock;
+  private readonly keyPrefix: string;
+
+  constructor(private readonly options: FilesServiceOptions) {
+    this.store = options.store;
+    this.repository = options.repository;
+    this.clock = options.clock ?? systemClock;
+    this.keyPrefix = options.keyPrefix ?? "";
+  }
+
+  /**
+   * Streams `chunks` into storage and records the file. The object is written and verified
+   * first and the row committed last, so a file is visible only when all of it is stored;
+   * any failure or cancellation leaves neither object nor row.
+   */
+  async upload(request: UploadRequest, chunks: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<FileRecord> {
+    const upload = validateUpload(request, this.options.maxFileBytes);
+    const id = newFileId();
+    const storageKey = this.keyPrefix + id;
+    const meter = new ContentMeter({
+      maxBytes: this.options.maxFileBytes,
+      declaredSize: upload.sizeBytes,
+      declaredSha256: upload.sha256,
+    });
+
+    const stored = await this.store.put(storageKey, meter.wrap(chunks), {
+      sizeHint: upload.sizeBytes,
+      contentType: upload.mimeType,
+      signal,
+    });
+    if (stored.bytes !== meter.bytes) {
+      await this.removeObject(storageKey);
+      throw new FilesError("internal", `Storage holds ${stored.bytes} bytes but ${meter.bytes} were received; the upload was discarded`);
+    }
+
+    const createdAt = this.clock.now();
+    const record: FileRecord = {
+      id,
+      filename: upload.filename,
+      purpose: upload.purpose,
+      bytes: meter.bytes,
+      createdAt,
+      expiresAt: upload.expiresAfterSeconds === undefined ? null : createdAt + upload.expiresAfterSeconds,
+      mimeType: upload.mimeType,
+      sha256: meter.sha256,
+      storageKey,
+      status: "processed",
+      ownerPrincipal: null,
+    };
+    try {
+      await this.repository.insert(record);
+    } catch (err) {
+      await this.removeObject(storageKey);
+      throw isFilesError(err) ? err : unavailable("The metadata store", err);
+    }
+    return record;
+  }
+
+  async get(id: string): Promise<FileRecord> {
+    // A malformed id cannot name a stored file: it is simply not found, and never reaches SQL or a path.
+    if (!isFileId(id)) throw notFound(id);
+    const record = await this.repository.findById(id, this.clock.now());
+    if (!record) throw notFound(id);
+    return record;
+  }
+
+  async download(id: string, range: RangeRequest = { offset: 0 }, signal?: AbortSignal): Promise<Download> {
+    const file = await this.get(id);
+    const { offset, length } = clipRange(range, file.bytes);
+    const body = length === 0 ? emptyBody() : await this.store.get(file.storageKey, { offset, length }, signal);
+    return { file, offset, length, body };
+  }
+
+  async list(request: ListRequest = {}): Promise<ListPage> {
+    const limit = request.limit ?? MAX_LIST_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      throw invalidArgument("limit", `limit must be an integer between 1 and ${MAX_LIST_LIMIT}`);
+    }
+    const order = request.order ?? "desc";
+    let purpose: Purpose | undefined;
+    if (request.purpose) {
+      if (!isPurpose(request.purpose)) throw invalidArgument("purpose", `purpose '${request.purpose}' is not a known purpose`);
+      purpose = request.purpose;
+    }
+    const now = this.clock.now();
+    let after: { createdAt: number; id: string } | undefined;
+    if (request.after) {
+      const cursor = isFileId(request.after) ? await this.repository.findById(request.after, now) : undefined;
+      if (!cursor) throw invalidArgument("after", `after: no such file '${request.after}'`);
+      after = { createdAt: cursor.createdAt, id: cursor.id };
+    }
+    const rows = await this.repository.list({ after, limit: limit + 1, order, purpose, now });
+    const data = rows.slice(0, limit);
+    return {
+      data,
+      hasMore: rows.length > limit,
+      firstId: data[0]?.id ?? null,
+      lastId: data.at(-1)?.id ?? null,
+    };
+  }
+
+  /**
+   * Removes the row first, so the file disappears at once and never points at missing bytes;
+   * an object whose removal then fails is only an orphan, reported for reconciliation.
+   */
+  async delete(id: string): Promise<{ id: string; deleted: true }> {
+    const file = await this.get(id);
+    if (!(await this.repository.delete(id))) throw notFound(id);
+    await this.removeObject(file.storageKey);
+    return { id, deleted: true };
+  }
+
+  private async removeObject(key: string): Promise<void> {
+    try {
+      await this.store.delete(key);
+    } catch (err) {
+      this.options.onOrphanedObject?.(key, err);
+    }
+  }
+}
+
+function clipRange(range: RangeRequest, size: number): { offset: number; length: number } {
+  const { offset, length } = range;
+  if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument("offset", "offset must be a non-negative integer");
+  if (offset > size) throw outOfRange("offset", `offset ${offset} is past the end of the file (${size} bytes)`);
+  if (length === undefined) return { offset, length: size - offset };
+  if (!Number.isSafeInteger(length) || length < 0) throw invalidArgument("length", "length must be a non-negative integer");
+  return { offset, length: Math.min(length, size - offset) };
+}
+
+async function* emptyBody(): AsyncGenerator<Uint8Array> {}

@@ -1,0 +1,52 @@
+import { parseArgs } from "node:util";
+import { pino } from "pino";
+import { startApp, StartupError } from "./app.js";
+import { ConfigError, loadConfig } from "./config/load-config.js";
+
+const SHUTDOWN_GRACE_MS = 30_000;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      config: { type: "string", short: "c" },
+      port: { type: "string", short: "p" },
+      host: { type: "string" },
+    },
+    strict: true,
+  });
+  const config = loadConfig({
+    configPath: values.config ?? (process.env.FILES_CONFIG || undefined),
+    port: values.port,
+    host: values.host,
+    env: process.env,
+  });
+  const logger = pino({ level: config.server.logLevel, base: { service: "files" } });
+  const app = await startApp(config, logger);
+  logger.info(
+    { port: app.port, host: config.server.host, storage: config.storage.type, metadata: config.metadataStore.type },
+    "listening",
+  );
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    app.stop(SHUTDOWN_GRACE_MS).then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err }, "error while shutting down");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  // Start-up failures are for an operator: one clear line, no stack trace for known causes.
+  const known = err instanceof ConfigError || err instanceof StartupError;
+  process.stderr.write(`files: cannot start: ${known ? (err as Error).message : String((err as Error)?.stack ?? err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,56 @@
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { FilesService as FilesServiceDesc } from "../../gen/ts/files/v1/files_pb.js";
+import type { FilesService } from "../files/files-service.js";
+import { errorInterceptor } from "./connect/error-interceptor.js";
+import { filesHandlers } from "./connect/files-handlers.js";
+import { logInterceptor } from "./connect/log-interceptor.js";
+
+/** A handler for both node:http and node:http2 requests (connect-node does not export the name). */
+export type NodeHandlerFn = ReturnType<typeof connectNodeAdapter>;
+type Request = Parameters<NodeHandlerFn>[0];
+type Response = Parameters<NodeHandlerFn>[1];
+
+export interface HttpHandlerOptions {
+  files: FilesService;
+  logger: Logger;
+  maxMessageBytes: number;
+  /** Resolves when the service can do its work (storage and database reachable). */
+  ready: () => Promise<void>;
+}
+
+/** One request handler for both HTTP versions: gRPC, gRPC-Web and Connect routes, then plain HTTP routes. */
+export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
+  const { logger } = options;
+  const onUnexpected = (err: unknown) => logger.error({ err }, "unexpected error in a handler");
+  return connectNodeAdapter({
+    routes: (router) => router.service(FilesServiceDesc, filesHandlers(options.files)),
+    interceptors: [logInterceptor(logger), errorInterceptor(onUnexpected)],
+    readMaxBytes: options.maxMessageBytes,
+    writeMaxBytes: options.maxMessageBytes,
+    fallback: (req, res) => void plainRoutes(req, res, options),
+  });
+}
+
+async function plainRoutes(req: Request, res: Response, options: HttpHandlerOptions): Promise<void> {
+  const path = (req.url ?? "/").split("?")[0];
+  if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
+  if (path === "/readyz") {
+    try {
+      await options.ready();
+      return sendJson(res, 200, { status: "ready" });
+    } catch (err) {
+      options.logger.warn({ err }, "readiness check failed");
+      return sendJson(res, 503, { status: "unavailable" });
+    }
+  }
+  return sendJson(res, 404, { error: { message: `No route for ${req.method} ${path}`, type: "invalid_request_error", param: null, code: null } });
+}
+
+function sendJson(res: Response, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader("content-type", "application/json");
+  res.setHeader("content-length", Buffer.byteLength(text));
+  res.end(text);
+}

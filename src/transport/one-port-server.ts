@@ -1,0 +1,88 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+
+import type { NodeHandlerFn } from "./http-handler.js";
+
+type Handler = NodeHandlerFn;
+
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+// A larger HTTP/2 flow-control window lets a streaming upload keep the pipe full instead of
+// waiting on WINDOW_UPDATEs every 64 KiB.
+const H2_WINDOW_BYTES = 8 * 1024 * 1024;
+
+export interface OnePortServer {
+  listen(port: number, host: string): Promise<number>;
+  /** Stops accepting connections; resolves when every open connection has closed. */
+  close(): Promise<void>;
+  /** Closes idle keep-alive connections and asks HTTP/2 peers to go away. */
+  closeIdle(): void;
+  /** Destroys every connection at once. */
+  destroyAll(): void;
+}
+
+/**
+ * Serves HTTP/2 cleartext (gRPC, Connect) and HTTP/1.1 (gRPC-Web, Connect, REST) on one plaintext
+ * port. Node's allowHTTP1 works only with TLS, so each connection's first bytes are read: the
+ * HTTP/2 client preface goes to the http2 server, anything else to the http server.
+ */
+export function createOnePortServer(handler: Handler): OnePortServer {
+  const h1 = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, handler);
+  const h2 = http2.createServer({ settings: { initialWindowSize: H2_WINDOW_BYTES } }, handler);
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    session.once("connect", () => session.setLocalWindowSize(H2_WINDOW_BYTES));
+  });
+
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    routeByPreface(socket, (isH2) => (isH2 ? h2 : h1).emit("connection", socket));
+  });
+
+  return {
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          resolve((server.address() as net.AddressInfo).port);
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        for (const session of sessions) session.close();
+        h1.closeIdleConnections();
+      }),
+    closeIdle: () => {
+      h1.closeIdleConnections();
+      for (const session of sessions) session.close();
+    },
+    destroyAll: () => {
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
+
+/** Reads just enough of the connection to tell HTTP/2 from HTTP/1.x, then puts the bytes back. */
+function routeByPreface(socket: net.Socket, route: (isH2: boolean) => void): void {
+  let seen = Buffer.alloc(0);
+  const onData = (data: Buffer) => {
+    seen = Buffer.concat([seen, data]);
+    const n = Math.min(seen.length, H2_PREFACE.length);
+    const matches = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+    if (matches && n < H2_PREFACE.length) return; // a prefix of the preface so far: wait for more
+    socket.off("data", onData);
+    socket.pause();
+    socket.unshift(seen);
+    route(matches);
+    process.nextTick(() => socket.resume());
+  };
+  socket.on("data", onData);
+  socket.on("error", () => socket.destroy());
+}

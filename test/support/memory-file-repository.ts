@@ -1,0 +1,47 @@
+import type { FileRecord, FileRepository, ListQuery } from "../../src/files/ports.js";
+
+/** An in-memory FileRepository for fast core tests; it passes the same contract suite as the SQL one. */
+export class MemoryFileRepository implements FileRepository {
+  readonly rows = new Map<string, FileRecord>();
+  /** When set, the next insert fails with this error (fault injection). */
+  failNextInsert: Error | undefined;
+
+  async insert(record: FileRecord): Promise<void> {
+    if (this.failNextInsert) {
+      const err = this.failNextInsert;
+      this.failNextInsert = undefined;
+      throw err;
+    }
+    if (this.rows.has(record.id)) throw new Error(`duplicate id ${record.id}`);
+    this.rows.set(record.id, { ...record });
+  }
+
+  async findById(id: string, now: number): Promise<FileRecord | undefined> {
+    const row = this.rows.get(id);
+    return row && visible(row, now) ? { ...row } : undefined;
+  }
+
+  async list(query: ListQuery): Promise<FileRecord[]> {
+    const sign = query.order === "asc" ? 1 : -1;
+    const compare = (a: { createdAt: number; id: string }, b: { createdAt: number; id: string }) =>
+      sign * (a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return [...this.rows.values()]
+      .filter((row) => visible(row, query.now))
+      .filter((row) => query.purpose === undefined || row.purpose === query.purpose)
+      .filter((row) => query.after === undefined || compare(row, query.after) > 0)
+      .sort(compare)
+      .slice(0, query.limit)
+      .map((row) => ({ ...row }));
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.rows.delete(id);
+  }
+
+  async ping(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+function visible(row: FileRecord, now: number): boolean {
+  return row.expiresAt === null || row.expiresAt > now;
+}
