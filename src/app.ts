@@ -59,7 +59,7 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
 
 async function openObjectStore(config: Config): Promise<ObjectStore> {
   const storage = config.storage;
-  if (storage.type === "inline::localfs") return new LocalFsObjectStore(storage.storageDir);
+  if (storage.type === "inline::localfs") return new LocalFsObjectStore({ dir: storage.storageDir });
   const client = createS3Client({
     region: storage.region,
     endpointUrl: storage.endpointUrl,

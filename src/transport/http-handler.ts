@@ -5,6 +5,7 @@ import type { FilesService } from "../files/files-service.js";
 import { errorInterceptor } from "./connect/error-interceptor.js";
 import { filesHandlers } from "./connect/files-handlers.js";
 import { logInterceptor } from "./connect/log-interceptor.js";
+import { withSpecGrpcMessageEncoding } from "./grpc-message-encoding.js";
 
 /** A handler for both node:http and node:http2 requests (connect-node does not export the name). */
 export type NodeHandlerFn = ReturnType<typeof connectNodeAdapter>;
@@ -23,13 +24,13 @@ export interface HttpHandlerOptions {
 export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
   const { logger } = options;
   const onUnexpected = (err: unknown) => logger.error({ err }, "unexpected error in a handler");
-  return connectNodeAdapter({
+  return withSpecGrpcMessageEncoding(connectNodeAdapter({
     routes: (router) => router.service(FilesServiceDesc, filesHandlers(options.files)),
     interceptors: [logInterceptor(logger), errorInterceptor(onUnexpected)],
     readMaxBytes: options.maxMessageBytes,
     writeMaxBytes: options.maxMessageBytes,
     fallback: (req, res) => void plainRoutes(req, res, options),
-  });
+  }));
 }
 
 async function plainRoutes(req: Request, res: Response, options: HttpHandlerOptions): Promise<void> {

@@ -1,0 +1,44 @@
+import { BigIntType, EntitySchema } from "@mikro-orm/core";
+
+/**
+ * One row of `openai_files`. Llama Stack's files provider writes the first six columns of this
+ * same table, so their names and meanings (unix seconds, size in bytes) must stay as they are.
+ */
+export interface FileRow {
+  id: string;
+  filename: string;
+  purpose: string;
+  bytes: number;
+  createdAt: number;
+  expiresAt: number | null;
+  mimeType: string;
+  sha256: string;
+  storageKey: string;
+  status: string;
+  ownerPrincipal: string | null;
+}
+
+export const FILES_TABLE = "openai_files";
+
+// bigint columns come back from pg as strings; BigIntType("number") turns them into JS numbers
+// (safe up to 2^53, far beyond any file size or unix time we store). Never int4: files reach 8 GiB.
+const bigint = () => new BigIntType("number");
+
+/** Column types here only describe the table; migrations.ts owns the DDL. */
+export const FileEntity = new EntitySchema<FileRow>({
+  name: "OpenAiFile",
+  tableName: FILES_TABLE,
+  properties: {
+    id: { type: "string", columnType: "text", primary: true },
+    filename: { type: "text" },
+    purpose: { type: "string", columnType: "varchar(64)" },
+    bytes: { type: bigint(), columnType: "bigint" },
+    createdAt: { type: bigint(), columnType: "bigint", fieldName: "created_at" },
+    expiresAt: { type: bigint(), columnType: "bigint", fieldName: "expires_at", nullable: true },
+    mimeType: { type: "text", fieldName: "mime_type" },
+    sha256: { type: "string", columnType: "varchar(64)" },
+    storageKey: { type: "text", fieldName: "storage_key" },
+    status: { type: "string", columnType: "varchar(32)" },
+    ownerPrincipal: { type: "text", fieldName: "owner_principal", nullable: true },
+  },
+});

@@ -1,0 +1,105 @@
+import { Migration } from "@mikro-orm/migrations";
+import type { MigrationObject, MigrationsOptions } from "@mikro-orm/core";
+import { FILES_TABLE } from "./entity.js";
+
+export type Dialect = "sqlite" | "postgresql";
+
+/**
+ * Creates `openai_files` unless it exists (Llama Stack may have created it already), plus the
+ * indexes that keyset paging walks: (created_at, id) and, for purpose filters, (purpose, created_at, id).
+ * Not reversible on purpose: dropping the table would also drop rows Llama Stack wrote.
+ */
+function createFilesTable(dialect: Dialect) {
+  return class CreateOpenAiFiles extends Migration {
+    override up(): void {
+      // PostgreSQL: byte-order collation, so id ordering does not depend on the server's locale
+      // and matches SQLite's BINARY ordering.
+      const idType = dialect === "postgresql" ? `text collate "C"` : "text";
+      this.addSql(`create table if not exists "${FILES_TABLE}" (
+        "id" ${idType} not null primary key,
+        "filename" text not null,
+        "purpose" varchar(64) not null,
+        "bytes" bigint not null,
+        "created_at" bigint not null,
+        "expires_at" bigint null,
+        "mime_type" text not null default 'application/octet-stream',
+        "sha256" varchar(64) not null default '',
+        "storage_key" text not null,
+        "status" varchar(32) not null default 'processed',
+        "owner_principal" text null
+      )`);
+      this.addSql(
+        `create index if not exists "${FILES_TABLE}_created_at_id_index" on "${FILES_TABLE}" ("created_at", "id")`,
+      );
+      this.addSql(
+        `create index if not exists "${FILES_TABLE}_purpose_created_at_id_index" on "${FILES_TABLE}" ("purpose", "created_at", "id")`,
+      );
+    }
+  };
+}
+
+/** Our columns, with the values rows written by Llama Stack get. */
+const OUR_COLUMNS: ReadonlyArray<readonly [name: string, ddl: string]> = [
+  ["mime_type", `text not null default 'application/octet-stream'`],
+  ["sha256", `varchar(64) not null default ''`],
+  ["storage_key", `text not null default ''`],
+  ["status", `varchar(32) not null default 'processed'`],
+  ["owner_principal", "text null"],
+];
+
+/**
+ * A no-op on tables the first migration created. On a table Llama Stack created, adds the columns
+ * we need and, on PostgreSQL, widens its int4 columns to bigint (int4 stops at 2 GiB).
+ * Llama Stack keeps each object at the bucket root under the file id, hence storage_key = id.
+ */
+function adoptLlamaStackTable(dialect: Dialect) {
+  return class AdoptLlamaStackTable extends Migration {
+    override async up(): Promise<void> {
+      const rows =
+        dialect === "postgresql"
+          ? await this.execute(
+              `select column_name as name, data_type as type from information_schema.columns
+               where table_schema = current_schema() and table_name = ?`,
+              [FILES_TABLE],
+            )
+          : await this.execute(`select name, type from pragma_table_info(?)`, [FILES_TABLE]);
+      const columns = new Map(rows.map((r) => [String(r.name), String(r.type).toLowerCase()]));
+      for (const [name, ddl] of OUR_COLUMNS) {
+        if (!columns.has(name)) this.addSql(`alter table "${FILES_TABLE}" add column "${name}" ${ddl}`);
+      }
+      if (!columns.has("storage_key")) {
+        this.addSql(`update "${FILES_TABLE}" set "storage_key" = "id" where "storage_key" = ''`);
+      }
+      if (dialect === "postgresql") {
+        for (const name of ["bytes", "created_at", "expires_at"]) {
+          const type = columns.get(name);
+          if (type === "integer" || type === "smallint") {
+            this.addSql(`alter table "${FILES_TABLE}" alter column "${name}" type bigint`);
+          }
+        }
+      }
+    }
+  };
+}
+
+/** Inline list (no file globbing), so it runs the same under node, tsx and vitest. */
+export function migrationsList(dialect: Dialect): MigrationObject[] {
+  return [
+    { name: "0001_create_openai_files", class: createFilesTable(dialect) },
+    { name: "0002_adopt_llama_stack_table", class: adoptLlamaStackTable(dialect) },
+  ];
+}
+
+export function migrationsOptions(dialect: Dialect): MigrationsOptions {
+  return {
+    // Our own bookkeeping table, so it cannot clash with another tool's `mikro_orm_migrations`.
+    tableName: "openai_files_migrations",
+    migrationsList: migrationsList(dialect),
+    transactional: true,
+    allOrNothing: true,
+    // No snapshot file (it would be written next to the process's working directory) and no
+    // "Processing migration" lines on stdout: the service logs JSON there.
+    snapshot: false,
+    silent: true,
+  };
+}

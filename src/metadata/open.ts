@@ -1,0 +1,123 @@
+import { mkdir } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { MikroORM, type Options } from "@mikro-orm/core";
+import type { AbstractSqlDriver } from "@mikro-orm/knex";
+import { Migrator } from "@mikro-orm/migrations";
+import { PostgreSqlDriver } from "@mikro-orm/postgresql";
+import { SqliteDriver } from "@mikro-orm/sqlite";
+import type { FileRepository } from "../files/ports.js";
+import { FileEntity } from "./entity.js";
+import { migrationsOptions, type Dialect } from "./migrations.js";
+import { MikroOrmFileRepository } from "./repository.js";
+
+export type MetadataStoreOptions =
+  | { type: "sqlite"; dbPath: string }
+  | {
+      type: "postgres";
+      url?: string;
+      host?: string;
+      port?: number;
+      db?: string;
+      user?: string;
+      password?: string;
+    };
+
+/** A new pg connection gives up after this long instead of hanging on a black-holed host. */
+const PG_CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Connects, applies pending migrations and returns the repository; its close() closes the ORM.
+ * Failures name the database (path, or host:port/db) and never carry the password.
+ */
+export async function openFileRepository(
+  options: MetadataStoreOptions,
+  opts: { debug?: boolean } = {},
+): Promise<FileRepository> {
+  const target = describeStore(options);
+  const secrets = secretsOf(options);
+  let orm: MikroORM<AbstractSqlDriver> | undefined;
+  try {
+    if (options.type === "sqlite" && options.dbPath !== ":memory:") {
+      await mkdir(dirname(resolve(options.dbPath)), { recursive: true });
+    }
+    orm = await MikroORM.init<AbstractSqlDriver>(ormOptions(options, opts.debug ?? false));
+    // init() only logs a failed connection; make it an error here.
+    const check = await orm.checkConnection();
+    if (!check.ok) throw check.error ?? new Error(check.reason);
+    await orm.getMigrator().up();
+    return new MikroOrmFileRepository(orm);
+  } catch (err) {
+    await orm?.close(true).catch(() => {});
+    const reason = redact(err instanceof Error ? err.message : String(err), secrets);
+    const safeCause = !(err instanceof Error) || reason === err.message;
+    throw new Error(`cannot open metadata database ${target}: ${reason}`, safeCause ? { cause: err } : undefined);
+  }
+}
+
+function ormOptions(options: MetadataStoreOptions, debug: boolean): Options<AbstractSqlDriver> {
+  const dialect: Dialect = options.type === "sqlite" ? "sqlite" : "postgresql";
+  const common: Options<AbstractSqlDriver> = {
+    entities: [FileEntity],
+    extensions: [Migrator],
+    migrations: migrationsOptions(dialect),
+    // The service writes JSON logs to stdout: MikroORM stays silent unless asked, then uses stderr.
+    debug,
+    logger: debug ? (message: string) => process.stderr.write(`${message}\n`) : () => {},
+    colors: false,
+    discovery: { warnWhenNoEntities: false },
+    metadataCache: { enabled: false },
+  };
+  if (options.type === "sqlite") {
+    return { ...common, driver: SqliteDriver, dbName: options.dbPath };
+  }
+  const connection = {
+    clientUrl: options.url,
+    host: options.host,
+    port: options.port,
+    dbName: options.db,
+    user: options.user,
+    password: options.password,
+  };
+  return {
+    ...common,
+    driver: PostgreSqlDriver,
+    // Unset keys must be absent, not undefined, or they would mask what the URL says.
+    ...Object.fromEntries(Object.entries(connection).filter(([, v]) => v !== undefined)),
+    driverOptions: { connection: { connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS } },
+  };
+}
+
+/** "sqlite /path/files.db" or "postgresql host:port/db", for messages. */
+export function describeStore(options: MetadataStoreOptions): string {
+  if (options.type === "sqlite") return `sqlite ${options.dbPath}`;
+  let url: URL | undefined;
+  try {
+    url = options.url ? new URL(options.url) : undefined;
+  } catch {
+    return "postgresql (unparsable url)"; // never echo it: it may hold a password
+  }
+  const host = options.host ?? (url?.hostname || "127.0.0.1");
+  const port = options.port ?? (url?.port ? Number(url.port) : 5432);
+  const db = options.db ?? (url ? decodeURIComponent(url.pathname.replace(/^\//, "")) : "");
+  return `postgresql ${host}:${port}/${db}`;
+}
+
+function secretsOf(options: MetadataStoreOptions): string[] {
+  if (options.type === "sqlite") return [];
+  const secrets = [options.password ?? ""];
+  if (options.url) {
+    try {
+      const raw = new URL(options.url).password;
+      secrets.push(raw, decodeURIComponent(raw));
+    } catch {
+      secrets.push(options.url); // unparsable: hide the whole thing
+    }
+  }
+  return secrets.filter((s) => s.length > 0);
+}
+
+function redact(message: string, secrets: string[]): string {
+  let out = message.replace(/\/\/([^:/@\s]+):([^@\s]*)@/g, "//$1:*****@");
+  for (const secret of secrets) out = out.split(secret).join("*****");
+  return out;
+}

@@ -1,0 +1,199 @@
+/**
+ * The behaviour every FileRepository must have, run against each implementation.
+ * `open` must return an empty repository; every test deletes the rows it inserted.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { newFileId } from "../../src/files/ids.js";
+import type { FileRecord, FileRepository, ListOrder, ListQuery } from "../../src/files/ports.js";
+import type { Purpose } from "../../src/files/purposes.js";
+
+const T = 1_700_000_000; // a fixed "now": expiry is judged against the caller's clock, not the wall clock
+const GiB = 1024 ** 3;
+
+export function record(overrides: Partial<FileRecord> = {}): FileRecord {
+  const id = overrides.id ?? newFileId();
+  return {
+    id,
+    filename: "data.jsonl",
+    purpose: "batch",
+    bytes: 1234,
+    createdAt: T,
+    expiresAt: null,
+    mimeType: "application/jsonl",
+    sha256: "a".repeat(64),
+    storageKey: `files/${id}`,
+    status: "processed",
+    ownerPrincipal: null,
+    ...overrides,
+  };
+}
+
+/** The order list() must produce: (createdAt, id), ids compared by code unit. */
+function sorted(records: FileRecord[], order: ListOrder): string[] {
+  const sign = order === "asc" ? 1 : -1;
+  return [...records]
+    .sort((a, b) => sign * (a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)))
+    .map((r) => r.id);
+}
+
+export function fileRepositoryContract(name: string, open: () => Promise<FileRepository>): void {
+  describe(`FileRepository contract: ${name}`, () => {
+    let repo: FileRepository;
+    const inserted = new Set<string>();
+
+    beforeAll(async () => {
+      repo = await open();
+    });
+    afterEach(async () => {
+      for (const id of inserted) await repo.delete(id);
+      inserted.clear();
+    });
+    afterAll(async () => {
+      await repo?.close();
+    });
+
+    async function put(...records: FileRecord[]): Promise<void> {
+      for (const r of records) {
+        inserted.add(r.id);
+        await repo.insert(r);
+      }
+    }
+
+    /** Walks every page with `limit`, feeding each page's last row back as the cursor. */
+    async function walk(query: Omit<ListQuery, "after">): Promise<string[]> {
+      const ids: string[] = [];
+      let after: ListQuery["after"];
+      for (let pages = 0; pages < 1000; pages++) {
+        const page = await repo.list({ ...query, after });
+        expect(page.length).toBeLessThanOrEqual(query.limit);
+        ids.push(...page.map((r) => r.id));
+        const last = page.at(-1);
+        if (!last || page.length < query.limit) return ids;
+        after = { createdAt: last.createdAt, id: last.id };
+      }
+      throw new Error("list() never ran out of pages");
+    }
+
+    it("round-trips every field, including sizes above 2^32 and a null expiry", async () => {
+      const big = record({ bytes: 8 * GiB + 123, expiresAt: null, ownerPrincipal: null });
+      const other = record({
+        filename: "résumé 📄 \"quoted\" 'x'.pdf",
+        purpose: "user_data",
+        bytes: 0,
+        createdAt: T - 5,
+        expiresAt: T + 2_592_000,
+        mimeType: "application/pdf",
+        sha256: "0123456789abcdef".repeat(4),
+        storageKey: "tenant/a/b/c.bin",
+        ownerPrincipal: "user:alice",
+      });
+      await put(big, other);
+      expect(await repo.findById(big.id, T)).toEqual(big);
+      expect(await repo.findById(other.id, T)).toEqual(other);
+      const listed = await repo.list({ limit: 10, order: "desc", now: T });
+      expect(listed).toEqual([big, other]);
+      expect(typeof listed[0]?.bytes).toBe("number");
+    });
+
+    it("returns undefined for an unknown id", async () => {
+      await put(record());
+      expect(await repo.findById(newFileId(), T)).toBeUndefined();
+    });
+
+    it("hides rows whose expiresAt <= now from findById and list", async () => {
+      const past = record({ expiresAt: T - 1 });
+      const exactlyNow = record({ expiresAt: T });
+      const future = record({ expiresAt: T + 1 });
+      const never = record({ expiresAt: null });
+      await put(past, exactlyNow, future, never);
+      expect(await repo.findById(past.id, T)).toBeUndefined();
+      expect(await repo.findById(exactlyNow.id, T)).toBeUndefined();
+      expect(await repo.findById(future.id, T)).toEqual(future);
+      expect(await repo.findById(never.id, T)).toEqual(never);
+      // Judged against the caller's `now`: earlier, the same row is still there.
+      expect(await repo.findById(exactlyNow.id, T - 1)).toEqual(exactlyNow);
+      for (const order of ["asc", "desc"] as const) {
+        const ids = (await repo.list({ limit: 100, order, now: T })).map((r) => r.id);
+        expect(ids).toEqual(sorted([future, never], order));
+        expect(await walk({ limit: 1, order, now: T })).toEqual(sorted([future, never], order));
+      }
+    });
+
+    it("pages by (createdAt, id) in both orders when many files share a second", async () => {
+      const files = [
+        ...Array.from({ length: 27 }, () => record({ createdAt: T })),
+        ...Array.from({ length: 5 }, () => record({ createdAt: T - 1 })),
+        ...Array.from({ length: 4 }, () => record({ createdAt: T + 1 })),
+        ...Array.from({ length: 2 }, () => record({ createdAt: T - 3600 })),
+      ];
+      await put(...files);
+      for (const order of ["asc", "desc"] as const) {
+        const expected = sorted(files, order);
+        expect((await repo.list({ limit: 1000, order, now: T })).map((r) => r.id)).toEqual(expected);
+        for (const limit of [1, 2, 3, 7, 27, 38]) {
+          const ids = await walk({ limit, order, now: T });
+          expect(ids, `order=${order} limit=${limit}`).toEqual(expected);
+          expect(new Set(ids).size).toBe(files.length);
+        }
+      }
+    });
+
+    it("starts strictly after a cursor position, even one that names no row", async () => {
+      const ids = ["file-" + "1".repeat(32), "file-" + "5".repeat(32), "file-" + "9".repeat(32)];
+      const rows = [
+        ...ids.map((id) => record({ id, createdAt: T })),
+        record({ createdAt: T - 1 }),
+        record({ createdAt: T + 1 }),
+      ];
+      await put(...rows);
+      const cursor = { createdAt: T, id: "file-" + "5".repeat(32) };
+      const gap = { createdAt: T, id: "file-" + "3".repeat(32) }; // between two rows, matches none
+      const after = async (a: ListQuery["after"], order: ListOrder) =>
+        (await repo.list({ after: a, limit: 100, order, now: T })).map((r) => r.id);
+      expect(await after(cursor, "desc")).toEqual(sorted(rows, "desc").slice(sorted(rows, "desc").indexOf(cursor.id) + 1));
+      expect(await after(cursor, "asc")).toEqual(sorted(rows, "asc").slice(sorted(rows, "asc").indexOf(cursor.id) + 1));
+      expect(await after(gap, "desc")).toEqual([ids[0], rows[3]?.id]);
+      expect(await after(gap, "asc")).toEqual([ids[1], ids[2], rows[4]?.id]);
+    });
+
+    it("combines the purpose filter with paging", async () => {
+      const purposes: Purpose[] = ["batch", "assistants", "fine-tune"];
+      const files = Array.from({ length: 36 }, (_, i) =>
+        record({ purpose: purposes[i % 3], createdAt: T + (i % 4 === 0 ? 1 : 0) - (i % 5 === 0 ? 1 : 0) }),
+      );
+      const expiredBatch = record({ purpose: "batch", expiresAt: T });
+      await put(...files, expiredBatch);
+      for (const purpose of ["batch", "assistants"] as const) {
+        const mine = files.filter((f) => f.purpose === purpose);
+        for (const order of ["asc", "desc"] as const) {
+          for (const limit of [1, 3, 5]) {
+            expect(await walk({ limit, order, purpose, now: T }), `${purpose} ${order} ${limit}`).toEqual(
+              sorted(mine, order),
+            );
+          }
+        }
+      }
+      expect(await repo.list({ limit: 10, order: "asc", purpose: "vision", now: T })).toEqual([]);
+    });
+
+    it("deletes a row once: true, then false", async () => {
+      const r = record();
+      await put(r);
+      expect(await repo.delete(r.id)).toBe(true);
+      expect(await repo.findById(r.id, T)).toBeUndefined();
+      expect(await repo.delete(r.id)).toBe(false);
+      expect(await repo.delete(newFileId())).toBe(false);
+    });
+
+    it("rejects a second insert with the same id and keeps the first", async () => {
+      const first = record({ filename: "first.txt" });
+      await put(first);
+      await expect(repo.insert({ ...first, filename: "second.txt" })).rejects.toThrow();
+      expect(await repo.findById(first.id, T)).toEqual(first);
+    });
+
+    it("answers ping", async () => {
+      await expect(repo.ping()).resolves.toBeUndefined();
+    });
+  });
+}
