@@ -103,10 +103,10 @@ export class FilesService {
       ownerPrincipal: null,
     };
     try {
-      await this.repository.insert(record);
+      await this.metadata(() => this.repository.insert(record));
     } catch (err) {
       await this.removeObject(storageKey);
-      throw isFilesError(err) ? err : unavailable("The metadata store", err);
+      throw err;
     }
     return record;
   }
@@ -114,7 +114,7 @@ export class FilesService {
   async get(id: string): Promise<FileRecord> {
     // A malformed id cannot name a stored file: it is simply not found, and never reaches SQL or a path.
     if (!isFileId(id)) throw notFound(id);
-    const record = await this.repository.findById(id, this.clock.now());
+    const record = await this.metadata(() => this.repository.findById(id, this.clock.now()));
     if (!record) throw notFound(id);
     return record;
   }
@@ -140,11 +140,11 @@ export class FilesService {
     const now = this.clock.now();
     let after: { createdAt: number; id: string } | undefined;
     if (request.after) {
-      const cursor = isFileId(request.after) ? await this.repository.findById(request.after, now) : undefined;
+      const cursor = isFileId(request.after) ? await this.metadata(() => this.repository.findById(request.after!, now)) : undefined;
       if (!cursor) throw invalidArgument("after", `after: no such file '${request.after}'`);
       after = { createdAt: cursor.createdAt, id: cursor.id };
     }
-    const rows = await this.repository.list({ after, limit: limit + 1, order, purpose, now });
+    const rows = await this.metadata(() => this.repository.list({ after, limit: limit + 1, order, purpose, now }));
     const data = rows.slice(0, limit);
     return {
       data,
@@ -160,9 +160,18 @@ export class FilesService {
    */
   async delete(id: string): Promise<{ id: string; deleted: true }> {
     const file = await this.get(id);
-    if (!(await this.repository.delete(id))) throw notFound(id);
+    if (!(await this.metadata(() => this.repository.delete(id)))) throw notFound(id);
     await this.removeObject(file.storageKey);
     return { id, deleted: true };
+  }
+
+  /** Repository failures that are not already core errors mean the database could not do its job. */
+  private async metadata<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (err) {
+      throw isFilesError(err) ? err : unavailable("The metadata store", err);
+    }
   }
 
   private async removeObject(key: string): Promise<void> {

@@ -23,7 +23,7 @@ export interface HttpHandlerOptions {
 /** One request handler for both HTTP versions: gRPC, gRPC-Web and Connect routes, then plain HTTP routes. */
 export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
   const { logger } = options;
-  const onUnexpected = (err: unknown) => logger.error({ err }, "unexpected error in a handler");
+  const onUnexpected = (err: unknown) => logger.error({ err }, "a call failed on the server side");
   return withSpecGrpcMessageEncoding(connectNodeAdapter({
     routes: (router) => router.service(FilesServiceDesc, filesHandlers(options.files)),
     interceptors: [logInterceptor(logger), errorInterceptor(onUnexpected)],

@@ -134,6 +134,20 @@ describe("FilesService (in-memory adapters)", () => {
     expect(store.keys()).toEqual([]);
   });
 
+  it("any metadata failure is unavailable, without the database's words", async () => {
+    const { id } = await upload(randomBytes(10));
+    const down = async () => {
+      throw new Error("connect ECONNREFUSED 10.0.0.5:5432 select * from openai_files");
+    };
+    repository.findById = down;
+    repository.list = down;
+    for (const call of [() => files.get(id), () => files.list(), () => files.delete(id), () => files.download(id)]) {
+      const err = await failure(call());
+      expect(err.code).toBe("unavailable");
+      expect(err.message).toBe("The metadata store is unavailable; try again later");
+    }
+  });
+
   it("a store failure surfaces as unavailable and records nothing", async () => {
     store.failNextPutAfterBytes(500);
     const err = await failure(upload(randomBytes(2000)));

@@ -19,7 +19,11 @@ const CODES: Record<FilesErrorCode, Code> = {
  */
 export function toConnectError(err: unknown, onUnexpected: (err: unknown) => void): ConnectError {
   if (err instanceof ConnectError) return err;
-  if (isFilesError(err)) return new ConnectError(err.message, CODES[err.code]);
+  if (isFilesError(err)) {
+    // A dependency failure's cause (an S3 or SQL error) is for the log, never for the client.
+    if (err.code === "unavailable" || err.code === "internal") onUnexpected(err);
+    return new ConnectError(err.message, CODES[err.code]);
+  }
   onUnexpected(err);
   return new ConnectError("internal error", Code.Internal);
 }
