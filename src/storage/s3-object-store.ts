@@ -1,0 +1,160 @@
+import { Readable } from "node:stream";
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  type PutObjectCommandInput,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { unavailable } from "../files/errors.js";
+import type { ByteRange, ObjectStore, PutOptions } from "../files/ports.js";
+import { abortReason, destroyOnAbort, FirstError, guardBody } from "./abortable-body.js";
+import { planPartSize } from "./part-size.js";
+import { fromS3Error, isS3NotFound } from "./s3-errors.js";
+
+export interface S3ObjectStoreOptions {
+  client: S3Client;
+  bucket: string;
+  /** Preferred multipart part size; raised for large declared sizes (see planPartSize). Default 8 MiB. */
+  partSizeBytes?: number;
+  /** Parts uploaded at once per put. Memory per put is about (this + 1) × part size. Default 4. */
+  partConcurrency?: number;
+  serverSideEncryption?: "AES256" | "aws:kms";
+  /** Only with "aws:kms"; unset means the bucket's or account's default KMS key. */
+  sseKmsKeyId?: string;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * Objects in one S3 bucket. Puts stream through lib-storage's `Upload`: one PutObject when the
+ * body fits in a part, otherwise a multipart upload with `partConcurrency` parts in flight.
+ */
+export class S3ObjectStore implements ObjectStore {
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly partSizeBytes: number;
+  private readonly partConcurrency: number;
+  private readonly sse: Pick<PutObjectCommandInput, "ServerSideEncryption" | "SSEKMSKeyId">;
+
+  constructor(options: S3ObjectStoreOptions) {
+    this.client = options.client;
+    this.bucket = options.bucket;
+    this.partSizeBytes = options.partSizeBytes ?? 8 * MiB;
+    this.partConcurrency = options.partConcurrency ?? 4;
+    if (!Number.isInteger(this.partConcurrency) || this.partConcurrency < 1) {
+      throw new RangeError(`partConcurrency must be a positive integer, got ${this.partConcurrency}`);
+    }
+    planPartSize(this.partSizeBytes); // fail at startup, not on the first upload
+    if (options.sseKmsKeyId && options.serverSideEncryption !== "aws:kms") {
+      throw new Error('sseKmsKeyId needs serverSideEncryption "aws:kms"');
+    }
+    this.sse = {
+      ...(options.serverSideEncryption && { ServerSideEncryption: options.serverSideEncryption }),
+      ...(options.sseKmsKeyId && { SSEKMSKeyId: options.sseKmsKeyId }),
+    };
+  }
+
+  async put(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<{ bytes: number }> {
+    const { signal } = options;
+    if (signal?.aborted) throw abortReason(signal);
+    const failure = new FirstError();
+    // The signal is deliberately not given to Upload: its abort() makes done() reject at once,
+    // before the multipart upload is aborted, and leaves an in-flight single PUT to land later.
+    // Failing the body instead makes Upload settle every worker and abort the upload first.
+    const upload = new Upload({
+      client: this.client,
+      queueSize: this.partConcurrency,
+      partSize: planPartSize(this.partSizeBytes, options.sizeHint),
+      leavePartsOnError: false,
+      params: {
+        Bucket: this.bucket,
+        Key: key,
+        // Upload takes Readable but not AsyncIterable; Readable.from reads one chunk ahead.
+        Body: Readable.from(guardBody(body, signal, failure)),
+        ContentType: options.contentType,
+        ...this.sse,
+      },
+    });
+    try {
+      await upload.done();
+    } catch (err) {
+      // A body error means no part was completed (lib-storage has aborted the multipart upload).
+      if (failure.has) throw failure.error;
+      // A failed complete or PUT may still have landed (a timeout after S3 acted): do not leave it.
+      await this.deleteQuietly(key);
+      throw unavailable("object storage", err);
+    }
+    if (failure.has || signal?.aborted) {
+      // The last part was already sent when the signal fired, and the object exists: remove it.
+      await this.deleteQuietly(key);
+      throw failure.has ? failure.error : abortReason(signal!);
+    }
+    try {
+      // Report what S3 holds, not what we sent: the core compares it with the bytes it counted.
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (head.ContentLength === undefined) throw new Error("HeadObject returned no Content-Length");
+      return { bytes: head.ContentLength };
+    } catch (err) {
+      await this.deleteQuietly(key);
+      throw unavailable("object storage", err);
+    }
+  }
+
+  async get(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    if (signal?.aborted) throw abortReason(signal);
+    let body: unknown;
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          ...(range && { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` }),
+        }),
+        { abortSignal: signal },
+      );
+      body = out.Body;
+    } catch (err) {
+      if (signal?.aborted) throw abortReason(signal);
+      throw fromS3Error(err);
+    }
+    if (body === undefined) return Readable.from([]);
+    // In Node the SDK's body is the http.IncomingMessage itself (with helper methods mixed in).
+    const stream = body as Readable;
+    destroyOnAbort(stream, signal);
+    return stream;
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      if (!isS3NotFound(err)) throw unavailable("object storage", err);
+    }
+  }
+
+  async head(key: string): Promise<{ bytes: number } | undefined> {
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { bytes: out.ContentLength ?? 0 };
+    } catch (err) {
+      if (isS3NotFound(err)) return undefined;
+      throw unavailable("object storage", err);
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      throw unavailable("object storage", err);
+    }
+  }
+
+  /** Best effort: the caller is already failing with a better error than this one. */
+  private async deleteQuietly(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => {});
+  }
+}

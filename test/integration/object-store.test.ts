@@ -1,0 +1,269 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+import { GetBucketLocationCommand, HeadBucketCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { afterAll, describe, expect, it } from "vitest";
+import { ensureBucket } from "../../src/storage/bucket.js";
+import { LocalFsObjectStore } from "../../src/storage/local-fs-object-store.js";
+import { createS3Client } from "../../src/storage/s3-client.js";
+import { S3ObjectStore } from "../../src/storage/s3-object-store.js";
+import { objectStoreContract } from "../contract/object-store.contract.js";
+import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Client, testS3Endpoint } from "../support/env.js";
+import { MemoryObjectStore } from "../support/memory-object-store.js";
+import { freePort } from "../support/moto.js";
+
+const MiB = 1024 * 1024;
+const PART = 5 * MiB;
+
+const clients: S3Client[] = [];
+/** A client built the way the service builds it, pointed at the test endpoint. */
+function serviceClient(region = "us-east-1", endpointUrl = testS3Endpoint(), extra: { maxAttempts?: number } = {}): S3Client {
+  const client = createS3Client({
+    region,
+    endpointUrl,
+    accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? "test",
+    secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? "test",
+    ...extra,
+  });
+  clients.push(client);
+  return client;
+}
+afterAll(() => {
+  for (const c of clients) c.destroy();
+});
+
+objectStoreContract("S3ObjectStore on moto", async () => {
+  const bucket = await createTestBucket("object-store-contract");
+  return {
+    store: new S3ObjectStore({ client: serviceClient(), bucket, partSizeBytes: PART, partConcurrency: 4 }),
+    keysLeft: () => listAllKeys(bucket),
+    pendingMultipart: async () => (await listMultipartUploads(bucket)).length,
+    partSizeBytes: PART,
+  };
+});
+
+objectStoreContract("LocalFsObjectStore", async () => {
+  const dir = await tempDir("local-object-store");
+  return { store: new LocalFsObjectStore({ dir }), keysLeft: () => listFiles(dir), partSizeBytes: PART };
+});
+
+objectStoreContract("MemoryObjectStore", async () => {
+  const store = new MemoryObjectStore();
+  return { store, keysLeft: async () => store.keys(), partSizeBytes: PART };
+});
+
+/** A full GC on demand, without needing the worker started with --expose-gc. */
+function exposeGc(): () => void {
+  setFlagsFromString("--expose-gc");
+  return runInNewContext("gc") as () => void;
+}
+
+/** Every file under `dir`, as a relative path: temp files count, they must not leak either. */
+async function listFiles(dir: string): Promise<string[]> {
+  const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+}
+
+describe("S3ObjectStore specifics", () => {
+  it("keeps memory bounded while streaming 200 MiB", async () => {
+    const bucket = await createTestBucket("object-store-memory");
+    const concurrency = 4;
+    const store = new S3ObjectStore({ client: serviceClient(), bucket, partSizeBytes: PART, partConcurrency: concurrency });
+    const total = 200 * MiB;
+    const chunk = 256 * 1024;
+    const pattern = randomBytes(MiB);
+    // Fresh buffers, as a network source hands them over.
+    async function* body(size: number) {
+      for (let sent = 0; sent < size; sent += chunk) {
+        const buf = Buffer.allocUnsafe(Math.min(chunk, size - sent));
+        pattern.copy(buf, 0, sent % MiB, (sent % MiB) + buf.byteLength);
+        yield buf;
+      }
+    }
+    // Load the SDK's code paths and open sockets first, so they do not count as growth.
+    await store.put("warmup", body(10), { contentType: "application/octet-stream" });
+
+    // lib-storage concatenates every part into a fresh buffer, so garbage piles up between
+    // collections (V8 lets up to 64 MiB of dead ArrayBuffers wait). Collecting before each
+    // sample measures what the upload actually holds, which is what must stay bounded.
+    const gc = exposeGc();
+    gc();
+    const start = process.memoryUsage();
+    const live = (m: NodeJS.MemoryUsage) => m.arrayBuffers + m.heapUsed;
+    let livePeak = live(start);
+    let rssPeak = start.rss;
+    const sampler = setInterval(() => {
+      gc();
+      const m = process.memoryUsage();
+      livePeak = Math.max(livePeak, live(m));
+      rssPeak = Math.max(rssPeak, m.rss);
+    }, 50);
+    try {
+      const put = await store.put("big", body(total), { contentType: "application/octet-stream", sizeHint: total });
+      expect(put.bytes).toBe(total);
+    } finally {
+      clearInterval(sampler);
+    }
+    const liveGrowth = livePeak - live(start);
+    const rssGrowth = rssPeak - start.rss;
+    const limit = (concurrency + 2) * PART + 32 * MiB;
+    console.log(
+      `[memory] 200 MiB put: live growth ${(liveGrowth / MiB).toFixed(1)} MiB, rss growth ` +
+        `${(rssGrowth / MiB).toFixed(1)} MiB (limit ${(limit / MiB).toFixed(0)} MiB)`,
+    );
+    expect(liveGrowth).toBeLessThan(limit);
+    // RSS also carries allocator and V8 page slack; still far below the 200 MiB streamed.
+    expect(rssGrowth).toBeLessThan(limit + 32 * MiB);
+    await store.delete("big");
+    await store.delete("warmup");
+  });
+
+  it("removes an object already written when the signal fires during the final request", async () => {
+    const bucket = await createTestBucket("object-store-late-abort");
+    for (const [size, finalCommand] of [
+      [1_000, "PutObjectCommand"],
+      [PART + 1, "CompleteMultipartUploadCommand"],
+    ] as const) {
+      const client = serviceClient();
+      const controller = new AbortController();
+      const reason = new Error("cancelled while the object was being committed");
+      // Fires the signal exactly as the request that makes the object visible goes out.
+      client.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === finalCommand) controller.abort(reason);
+          return next(args);
+        },
+        { step: "initialize", name: "abortOnFinalRequest" },
+      );
+      const store = new S3ObjectStore({ client, bucket, partSizeBytes: PART });
+      const body = (async function* () {
+        yield randomBytes(size);
+      })();
+      await expect(store.put(`late-${size}`, body, { contentType: "text/plain", signal: controller.signal })).rejects.toBe(reason);
+      expect(await listAllKeys(bucket)).toEqual([]);
+      expect(await listMultipartUploads(bucket)).toEqual([]);
+    }
+  });
+
+  it("sets the content type and server-side encryption on single and multipart objects", async () => {
+    const bucket = await createTestBucket("object-store-sse");
+    const client = serviceClient();
+    const store = new S3ObjectStore({ client, bucket, partSizeBytes: PART, serverSideEncryption: "AES256" });
+    for (const size of [10, PART + 1]) {
+      const key = `sse-${size}`;
+      await store.put(key, (async function* () { yield randomBytes(size); })(), { contentType: "text/csv" });
+      const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      expect(head.ContentType).toBe("text/csv");
+      expect(head.ServerSideEncryption).toBe("AES256");
+    }
+  });
+
+  it("reports a missing bucket as unavailable, without naming it", async () => {
+    const store = new S3ObjectStore({ client: serviceClient(), bucket: `missing-${randomUUID()}` });
+    const err = await store.ping().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "unavailable" });
+    expect((err as Error).message).not.toContain("missing-");
+    await expect(store.get("k", undefined)).rejects.toMatchObject({ code: "unavailable" });
+  });
+});
+
+describe("createS3Client", () => {
+  it("defaults to path style and WHEN_REQUIRED checksums for a custom endpoint", async () => {
+    const client = serviceClient();
+    expect(client.config.forcePathStyle).toBe(true);
+    expect(await client.config.requestChecksumCalculation()).toBe("WHEN_REQUIRED");
+    expect(await client.config.responseChecksumValidation()).toBe("WHEN_REQUIRED");
+  });
+
+  it("keeps the SDK defaults for AWS, and honours explicit settings", async () => {
+    const aws = createS3Client({ region: "eu-west-1" });
+    clients.push(aws);
+    expect(aws.config.forcePathStyle).toBeFalsy();
+    expect(await aws.config.requestChecksumCalculation()).toBe("WHEN_SUPPORTED");
+    const explicit = createS3Client({
+      region: "eu-west-1",
+      endpointUrl: "http://127.0.0.1:9",
+      forcePathStyle: false,
+      requestChecksumCalculation: "WHEN_SUPPORTED",
+    });
+    clients.push(explicit);
+    expect(explicit.config.forcePathStyle).toBe(false);
+    expect(await explicit.config.requestChecksumCalculation()).toBe("WHEN_SUPPORTED");
+  });
+
+  it("refuses half a key pair", () => {
+    expect(() => createS3Client({ region: "us-east-1", accessKeyId: "AKIA" })).toThrow(/both/);
+  });
+});
+
+describe("ensureBucket", () => {
+  it("names a missing bucket and says how to fix it when auto-create is off", async () => {
+    const bucket = `t-missing-${randomUUID()}`;
+    const err = await ensureBucket(serviceClient(), bucket, { autoCreate: false, region: "us-east-1" }).catch((e: unknown) => e);
+    expect((err as Error).message).toContain(`'${bucket}'`);
+    expect((err as Error).message).toContain("auto_create_bucket: true");
+  });
+
+  it("creates a missing bucket when auto-create is on, and accepts an existing one", async () => {
+    const client = serviceClient();
+    const bucket = `t-auto-${randomUUID()}`;
+    await ensureBucket(client, bucket, { autoCreate: true, region: "us-east-1" });
+    await expect(client.send(new HeadBucketCommand({ Bucket: bucket }))).resolves.toBeDefined();
+    await ensureBucket(client, bucket, { autoCreate: false, region: "us-east-1" });
+    await ensureBucket(client, bucket, { autoCreate: true, region: "us-east-1" });
+  });
+
+  it("creates the bucket in the configured region outside us-east-1", async () => {
+    const client = serviceClient("eu-west-1");
+    const bucket = `t-auto-eu-${randomUUID()}`;
+    await ensureBucket(client, bucket, { autoCreate: true, region: "eu-west-1" });
+    const where = await client.send(new GetBucketLocationCommand({ Bucket: bucket }));
+    expect(where.LocationConstraint).toBe("eu-west-1");
+  });
+
+  it("names the endpoint it cannot reach", async () => {
+    const endpoint = `http://127.0.0.1:${await freePort()}`;
+    const client = serviceClient("us-east-1", endpoint, { maxAttempts: 1 });
+    const err = await ensureBucket(client, "any-bucket", { autoCreate: true, region: "us-east-1" }).catch((e: unknown) => e);
+    expect((err as Error).message).toContain(endpoint);
+    expect((err as Error).message).toMatch(/ECONNREFUSED/);
+  });
+
+  it("explains access denied", async () => {
+    const denied = Object.assign(new Error("Forbidden"), { name: "403", $metadata: { httpStatusCode: 403 } });
+    const client = { send: async () => Promise.reject(denied) } as unknown as S3Client;
+    const err = await ensureBucket(client, "locked", { autoCreate: true, region: "us-east-1" }).catch((e: unknown) => e);
+    expect((err as Error).message).toContain("access denied to bucket 'locked'");
+    expect((err as Error).message).toMatch(/s3:PutObject/);
+    expect((err as Error).cause).toBe(denied);
+  });
+});
+
+describe("LocalFsObjectStore specifics", () => {
+  it("rejects keys that could escape or alias its directory", async () => {
+    const store = new LocalFsObjectStore({ dir: await tempDir("local-keys") });
+    for (const bad of ["", "/abs", "a/../b", "..", "a//b", "a/", "./a", "a/./b", "a b", "a\\b", ".tmp/x", "é"]) {
+      await expect(store.head(bad), bad).rejects.toThrow(/invalid object key/);
+    }
+    await expect(store.put("prefix/sub/file-1.bin", (async function* () { yield Buffer.from("x"); })(), { contentType: "text/plain" })).resolves.toEqual({ bytes: 1 });
+  });
+
+  it("fails ping when the directory cannot be written", async () => {
+    const file = path.join(await tempDir("local-ping"), "not-a-dir");
+    await fs.writeFile(file, "");
+    await expect(new LocalFsObjectStore({ dir: file }).ping()).rejects.toMatchObject({ code: "unavailable" });
+  });
+});
+
+describe("MemoryObjectStore fault injection", () => {
+  it("fails the next put after n bytes, and only that one", async () => {
+    const store = new MemoryObjectStore();
+    const injected = store.failNextPutAfterBytes(5);
+    const body = async function* () { yield Buffer.from("0123456789"); };
+    await expect(store.put("a", body(), { contentType: "text/plain" })).rejects.toBe(injected);
+    expect(store.keys()).toEqual([]);
+    await expect(store.put("a", body(), { contentType: "text/plain" })).resolves.toEqual({ bytes: 10 });
+  });
+});
