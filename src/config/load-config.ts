@@ -105,15 +105,8 @@ function metadataStoreConfig(store: MetadataStoreYaml | undefined, defaultPath: 
   if (store.url === undefined && store.db === undefined) {
     throw new ConfigError("config.metadata_store: a postgres store needs either url or host/port/db/user/password");
   }
-  return {
-    type: "postgres",
-    url: store.url,
-    host: store.host ?? "localhost",
-    port: store.port ?? 5432,
-    db: store.db,
-    user: store.user,
-    password: store.password,
-  };
+  // Unset fields stay unset, so they never mask what a url says (the driver defaults the rest).
+  return { type: "postgres", url: store.url, host: store.host, port: store.port, db: store.db, user: store.user, password: store.password };
 }
 
 function readYaml(path: string): unknown {
