@@ -35,24 +35,13 @@ export async function* guardBody(
   failure: FirstError,
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const iterator = body[Symbol.asyncIterator]();
-  let aborted: Promise<never> | undefined;
-  let onAbort: (() => void) | undefined;
-  if (signal) {
-    aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(abortReason(signal));
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-    aborted.catch(() => {}); // observed through the race below; never an unhandled rejection
-  }
   let done = false;
   try {
     for (;;) {
       let step: IteratorResult<Uint8Array>;
       try {
         if (signal?.aborted) throw abortReason(signal);
-        const next = iterator.next();
-        if (aborted) next.catch(() => {}); // a body failing after it lost the race is not news
-        step = aborted ? await Promise.race([next, aborted]) : await next;
+        step = signal ? await untilAborted(iterator.next(), signal) : await iterator.next();
       } catch (err) {
         failure.record(err);
         throw err;
@@ -64,7 +53,6 @@ export async function* guardBody(
       yield step.value;
     }
   } finally {
-    if (onAbort) signal?.removeEventListener("abort", onAbort);
     // Release the body when we stop early (store failure, abort, body error), without waiting for it.
     if (!done) {
       try {
@@ -74,6 +62,31 @@ export async function* guardBody(
       }
     }
   }
+}
+
+/**
+ * `promise`, or the signal's reason if it aborts first. The listener lives for one step only:
+ * racing every chunk against one long-lived abort promise (Promise.race) would hang a reaction,
+ * and with it the chunk, on that promise for each step, keeping the whole upload in memory.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      promise.catch(() => {}); // a body failing after it lost the race is not news
+      reject(abortReason(signal));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** Destroys `stream` with the signal's reason when it aborts; forgets the listener once the stream closes. */

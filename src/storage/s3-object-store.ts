@@ -72,8 +72,9 @@ export class S3ObjectStore implements ObjectStore {
       params: {
         Bucket: this.bucket,
         Key: key,
-        // Upload takes Readable but not AsyncIterable; Readable.from reads one chunk ahead.
-        Body: Readable.from(guardBody(body, signal, failure)),
+        // Upload takes Readable but not AsyncIterable. Readable.from would buffer 16 chunks ahead
+        // by default; one is enough, and keeps memory within parts in flight.
+        Body: Readable.from(guardBody(body, signal, failure), { highWaterMark: 1 }),
         ContentType: options.contentType,
         ...this.sse,
       },

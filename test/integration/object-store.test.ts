@@ -101,7 +101,9 @@ describe("S3ObjectStore specifics", () => {
       rssPeak = Math.max(rssPeak, m.rss);
     }, 50);
     try {
-      const put = await store.put("big", body(total), { contentType: "application/octet-stream", sizeHint: total });
+      // With a signal, as every transport passes one: racing chunks against it must not retain them.
+      const signal = new AbortController().signal;
+      const put = await store.put("big", body(total), { contentType: "application/octet-stream", sizeHint: total, signal });
       expect(put.bytes).toBe(total);
     } finally {
       clearInterval(sampler);

@@ -6,6 +6,8 @@
  *
  * Tests read them with `testS3Endpoint()` / `testPgUrl()` from `./env.ts`.
  */
+import { execFileSync } from "node:child_process";
+import { join, resolve } from "node:path";
 import type { TestProject } from "vitest/node";
 import { startMoto } from "./moto.js";
 import { startPostgres } from "./postgres.js";
@@ -39,11 +41,23 @@ async function provisionPostgres(): Promise<Provisioned> {
   return { value: pg.url, label: `PostgreSQL at ${pg.url} (${secondsSince(t0)})`, stop: pg.stop };
 }
 
+function buildServer(): void {
+  const root = resolve(import.meta.dirname, "../..");
+  try {
+    execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"], { cwd: root, stdio: "pipe" });
+  } catch (err) {
+    const out = err as { stdout?: Buffer; stderr?: Buffer };
+    throw new Error(`building the server failed:\n${out.stdout ?? ""}${out.stderr ?? ""}`);
+  }
+}
+
 function secondsSince(t0: number): string {
   return `${((Date.now() - t0) / 1000).toFixed(1)} s`;
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // The servers under test run the compiled entry point, as `npm start` does.
+  buildServer();
   const [s3, pg] = await Promise.allSettled([provisionS3(), provisionPostgres()]);
 
   if (s3.status === "rejected" || pg.status === "rejected") {

@@ -109,6 +109,7 @@ export function grpcJsClient(baseUrl: string): FilesTestClient {
   const target = baseUrl.replace(/^http:\/\//, "");
   const client = new Ctor(target, grpc.credentials.createInsecure(), {
     "grpc.max_receive_message_length": 16 << 20,
+    "grpc-node.flow_control_window": 16 << 20,
     "grpc.max_send_message_length": 16 << 20,
   }) as unknown as Record<string, unknown> & grpc.Client;
   const unary = <Req, Res>(name: string, req: Req) =>

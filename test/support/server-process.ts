@@ -24,9 +24,9 @@ export interface StartOptions {
   args?: string[];
 }
 
-/** The command a user runs (`npm start`), minus npm: node with tsx on src/main.ts. */
+/** What `npm start` runs after its build step: the compiled entry point (global-setup builds it once). */
 export function serverCommand(args: string[]): { command: string; args: string[] } {
-  return { command: process.execPath, args: ["--import", "tsx", join(REPO_ROOT, "src/main.ts"), ...args] };
+  return { command: process.execPath, args: [join(REPO_ROOT, "dist/src/main.js"), ...args] };
 }
 
 /** Runs the server until it exits (for start-up failures); resolves with its exit code and output. */

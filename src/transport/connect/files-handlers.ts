@@ -11,7 +11,8 @@ import type { FilesService } from "../../files/files-service.js";
 import type { UploadRequest } from "../../files/upload-request.js";
 import { purposeName, toFileMessage } from "./file-message.js";
 
-/** Largest chunk sent in one DownloadFileResponse; bigger store reads are split (without copying). */
+/** DownloadFileResponse chunk sizes: small store reads are joined, large ones split. */
+const MIN_DOWNLOAD_CHUNK = 256 * 1024;
 const MAX_DOWNLOAD_CHUNK = 1024 * 1024;
 
 /** FilesService RPCs, each a thin translation onto the core. */
@@ -35,10 +36,8 @@ export function filesHandlers(files: FilesService): ServiceImpl<typeof FilesServ
         ctx.signal,
       );
       yield { payload: { case: "file", value: toFileMessage(download.file) } };
-      for await (const chunk of download.body) {
-        for (let at = 0; at < chunk.byteLength; at += MAX_DOWNLOAD_CHUNK) {
-          yield { payload: { case: "chunk", value: chunk.subarray(at, at + MAX_DOWNLOAD_CHUNK) } };
-        }
+      for await (const chunk of coalesce(download.body, MIN_DOWNLOAD_CHUNK, MAX_DOWNLOAD_CHUNK)) {
+        yield { payload: { case: "chunk", value: chunk } };
       }
     },
 
@@ -91,6 +90,26 @@ async function* chunksOf(messages: AsyncIterator<UploadFileRequest>): AsyncGener
     }
     yield next.value.payload.value;
   }
+}
+
+/**
+ * Re-chunks a byte stream into pieces of at least `min` (except the last) and at most `max` bytes.
+ * S3 bodies arrive in 16–64 KiB reads; each gRPC message costs a frame, an encode and often a
+ * flow-control round trip, so fewer, larger messages move the same bytes faster.
+ */
+async function* coalesce(source: AsyncIterable<Uint8Array>, min: number, max: number): AsyncGenerator<Uint8Array> {
+  let pending: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of source) {
+    pending.push(chunk);
+    size += chunk.byteLength;
+    if (size < min) continue;
+    const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending, size);
+    for (let at = 0; at < joined.byteLength; at += max) yield joined.subarray(at, at + max);
+    pending = [];
+    size = 0;
+  }
+  if (size > 0) yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, size);
 }
 
 function invalid(message: string): ConnectError {

@@ -1,0 +1,279 @@
+/**
+ * The three ways the benchmark moves the payload, behind one interface:
+ *  - direct S3 with the AWS SDK (the baseline: what the service itself does against S3),
+ *  - the service over gRPC with connect-node,
+ *  - the service over gRPC with @grpc/grpc-js (optional).
+ * Downloads are hashed as they arrive and never buffered; uploads read the payload block by block.
+ */
+import { Readable } from "node:stream";
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import {
+  DeleteFileRequestSchema,
+  DeleteFileResponseSchema,
+  DownloadFileRequestSchema,
+  DownloadFileResponseSchema,
+  FilePurpose,
+  FilesService,
+  UploadFileRequestSchema,
+  UploadFileResponseSchema,
+  type DownloadFileResponse,
+  type UploadFileRequest,
+  type UploadFileResponse,
+} from "../gen/ts/files/v1/files_pb.js";
+import { MiB, StreamDigest, type Payload } from "./payload.js";
+
+export interface Transferred {
+  bytes: number;
+  /** Lowercase hex SHA-256: of the bytes received (downloads) or as the service reported it (uploads). */
+  sha256?: string;
+  /** Data messages (service) or body chunks (S3) a download arrived in. */
+  chunks?: number;
+}
+
+export interface BenchClient {
+  readonly name: string;
+  /** Uploads the payload; resolves with the object key or file id to download it by. */
+  upload(payload: Payload, sha256: string): Promise<{ id: string } & Transferred>;
+  download(id: string): Promise<Transferred>;
+  remove(id: string): Promise<void>;
+  close(): void;
+}
+
+export interface S3Target {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** Part size and parts in flight: the server's defaults (config part_size_bytes / part_concurrency). */
+export const PART_SIZE = 8 * MiB;
+export const QUEUE_SIZE = 4;
+/** Bytes per UploadFileRequest chunk (and the server's DownloadFileResponse chunk size). */
+export const CHUNK_SIZE = MiB;
+
+export function s3Client(target: S3Target): S3Client {
+  return new S3Client({
+    endpoint: target.endpoint,
+    region: target.region,
+    credentials: { accessKeyId: target.accessKeyId, secretAccessKey: target.secretAccessKey },
+    forcePathStyle: true,
+    // Plain bodies: no aws-chunked CRC32 trailers (the server does the same for custom endpoints).
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  });
+}
+
+export async function createBucket(target: S3Target): Promise<void> {
+  const client = s3Client(target);
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: target.bucket }));
+  } finally {
+    client.destroy();
+  }
+}
+
+/** The baseline: lib-storage Upload and a streamed GetObject, as the server does them. */
+export function directS3Client(target: S3Target): BenchClient {
+  const client = s3Client(target);
+  let counter = 0;
+  return {
+    name: "direct S3 (AWS SDK)",
+    async upload(payload) {
+      const key = `direct/${Date.now()}-${counter++}.bin`;
+      const upload = new Upload({
+        client,
+        queueSize: QUEUE_SIZE,
+        partSize: PART_SIZE,
+        leavePartsOnError: false,
+        params: {
+          Bucket: target.bucket,
+          Key: key,
+          Body: Readable.from(payload.blocks()),
+          ContentType: "application/octet-stream",
+        },
+      });
+      await upload.done();
+      return { id: key, bytes: payload.bytes };
+    },
+    async download(key) {
+      const out = await client.send(new GetObjectCommand({ Bucket: target.bucket, Key: key }));
+      const digest = new StreamDigest();
+      let chunks = 0;
+      for await (const chunk of out.Body as Readable) {
+        digest.update(chunk as Buffer);
+        chunks++;
+      }
+      return { bytes: digest.bytes, sha256: digest.digest(), chunks };
+    },
+    async remove(key) {
+      await client.send(new DeleteObjectCommand({ Bucket: target.bucket, Key: key }));
+    },
+    close: () => client.destroy(),
+  };
+}
+
+type MetadataInit = MessageInitShape<typeof UploadFileRequestSchema>;
+
+/** The upload request stream: metadata first, then one chunk message per payload block. */
+function* uploadRequests(payload: Payload, sha256: string): Generator<MetadataInit> {
+  yield {
+    payload: {
+      case: "metadata",
+      value: {
+        filename: "bench.bin",
+        purpose: FilePurpose.USER_DATA,
+        mimeType: "application/octet-stream",
+        sizeBytes: BigInt(payload.bytes),
+        sha256,
+      },
+    },
+  };
+  for (const block of payload.blocks()) yield { payload: { case: "chunk", value: block } };
+}
+
+/**
+ * connect-node over gRPC (HTTP/2), with its default transport settings: those advertise
+ * gzip and brotli in grpc-accept-encoding. With `identityOnly` the client accepts no
+ * compression, so the server must send the bytes as they are (a diagnostic variant).
+ */
+export function connectGrpcClient(baseUrl: string, identityOnly = false): BenchClient {
+  // Our own session manager, so close() can end the connection, and with a 16 MiB stream window:
+  // Node's default 64 KiB window makes every download chunk wait for a WINDOW_UPDATE round trip.
+  const sessionManager = new Http2SessionManager(baseUrl, undefined, { settings: { initialWindowSize: 16 * MiB } });
+  const transport = createGrpcTransport({
+    baseUrl,
+    sessionManager,
+    readMaxBytes: 16 * MiB,
+    writeMaxBytes: 16 * MiB,
+    ...(identityOnly && { acceptCompression: [] }),
+  });
+  const client = createClient(FilesService, transport);
+  return {
+    name: `service (connect-node gRPC${identityOnly ? ", identity only" : ""})`,
+    async upload(payload, sha256) {
+      const res = await client.uploadFile(
+        (async function* () {
+          yield* uploadRequests(payload, sha256);
+        })(),
+      );
+      const file = res.file;
+      if (!file) throw new Error("UploadFile returned no file");
+      return { id: file.id, bytes: Number(file.bytes), sha256: file.sha256 };
+    },
+    async download(fileId) {
+      const digest = new StreamDigest();
+      let chunks = 0;
+      for await (const msg of client.downloadFile({ fileId })) {
+        if (msg.payload.case !== "chunk") continue;
+        digest.update(msg.payload.value);
+        chunks++;
+      }
+      return { bytes: digest.bytes, sha256: digest.digest(), chunks };
+    },
+    async remove(fileId) {
+      await client.deleteFile({ fileId });
+    },
+    close: () => sessionManager.abort(),
+  };
+}
+
+// @grpc/grpc-js moves raw bytes; protobuf-es supplies the (de)serializers.
+function method<I extends DescMessage, O extends DescMessage>(
+  name: string,
+  input: I,
+  output: O,
+  requestStream: boolean,
+  responseStream: boolean,
+): grpc.MethodDefinition<MessageShape<I>, MessageShape<O>> {
+  return {
+    path: `/${FilesService.typeName}/${name}`,
+    requestStream,
+    responseStream,
+    requestSerialize: (m) => Buffer.from(toBinary(input, m)),
+    requestDeserialize: (b) => fromBinary(input, b),
+    responseSerialize: (m) => Buffer.from(toBinary(output, m)),
+    responseDeserialize: (b) => fromBinary(output, b),
+  };
+}
+
+const uploadMethod = method("UploadFile", UploadFileRequestSchema, UploadFileResponseSchema, true, false);
+const downloadMethod = method("DownloadFile", DownloadFileRequestSchema, DownloadFileResponseSchema, false, true);
+const deleteMethod = method("DeleteFile", DeleteFileRequestSchema, DeleteFileResponseSchema, false, false);
+
+/** @grpc/grpc-js, the other common Node gRPC client. */
+export function grpcJsBenchClient(baseUrl: string): BenchClient {
+  const client = new grpc.Client(baseUrl.replace(/^http:\/\//, ""), grpc.credentials.createInsecure(), {
+    "grpc.max_receive_message_length": 16 * MiB,
+    "grpc-node.flow_control_window": 16 * MiB,
+    "grpc.max_send_message_length": 16 * MiB,
+  });
+  const { requestSerialize: serUp, responseDeserialize: desUp } = uploadMethod;
+  return {
+    name: "service (@grpc/grpc-js)",
+    upload(payload, sha256) {
+      return new Promise((resolve, reject) => {
+        const call = client.makeClientStreamRequest<UploadFileRequest, UploadFileResponse>(
+          uploadMethod.path,
+          serUp,
+          desUp,
+          (err, res) => {
+            if (err) return reject(err);
+            const file = res?.file;
+            if (!file) return reject(new Error("UploadFile returned no file"));
+            resolve({ id: file.id, bytes: Number(file.bytes), sha256: file.sha256 });
+          },
+        );
+        (async () => {
+          for (const init of uploadRequests(payload, sha256)) {
+            // Respect HTTP/2 flow control: wait for 'drain' when the write buffer is full.
+            if (!call.write(create(UploadFileRequestSchema, init))) await new Promise((r) => call.once("drain", r));
+          }
+          call.end();
+        })().catch((err: unknown) => {
+          call.cancel();
+          reject(err);
+        });
+      });
+    },
+    async download(fileId) {
+      const call = client.makeServerStreamRequest(
+        downloadMethod.path,
+        downloadMethod.requestSerialize,
+        downloadMethod.responseDeserialize,
+        create(DownloadFileRequestSchema, { fileId }),
+      );
+      const digest = new StreamDigest();
+      let chunks = 0;
+      for await (const msg of call as AsyncIterable<DownloadFileResponse>) {
+        if (msg.payload.case !== "chunk") continue;
+        digest.update(msg.payload.value);
+        chunks++;
+      }
+      return { bytes: digest.bytes, sha256: digest.digest(), chunks };
+    },
+    remove(fileId) {
+      return new Promise((resolve, reject) => {
+        client.makeUnaryRequest(
+          deleteMethod.path,
+          deleteMethod.requestSerialize,
+          deleteMethod.responseDeserialize,
+          create(DeleteFileRequestSchema, { fileId }),
+          (err) => (err ? reject(err) : resolve()),
+        );
+      });
+    },
+    close: () => client.close(),
+  };
+}
