@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { pino } from "pino";
-import { startApp, StartupError } from "./app.js";
+import { startApp, StartupError, type RunningApp } from "./app.js";
 import { ConfigError, loadConfig } from "./config/load-config.js";
 
 const SHUTDOWN_GRACE_MS = 30_000;
@@ -21,17 +21,15 @@ async function main(): Promise<void> {
     env: process.env,
   });
   const logger = pino({ level: config.server.logLevel, base: { service: "files" } });
-  const app = await startApp(config, logger);
-  logger.info(
-    { port: app.port, host: config.server.host, storage: config.storage.type, metadata: config.metadataStore.type },
-    "listening",
-  );
 
+  // Handlers go in before anything starts, so a signal during start-up is never Node's default kill.
+  let app: RunningApp | undefined;
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
+    if (!app) process.exit(0); // nothing is serving yet
     app.stop(SHUTDOWN_GRACE_MS).then(
       () => process.exit(0),
       (err) => {
@@ -42,6 +40,12 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+
+  app = await startApp(config, logger);
+  logger.info(
+    { port: app.port, host: config.server.host, storage: config.storage.type, metadata: config.metadataStore.type },
+    "listening",
+  );
 }
 
 main().catch((err: unknown) => {

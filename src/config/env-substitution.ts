@@ -15,12 +15,12 @@ const REFERENCE = /\$\{env\.([A-Za-z_][A-Za-z0-9_]*)(?:(:=|:\+)([^}]*))?\}/g;
  * Replaces Llama Stack-style env references in every string of a parsed YAML document.
  * Substituting after parsing means a value can never change the document's structure.
  */
-export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, path = "config"): unknown {
-  if (typeof value === "string") return substituteString(value, env, path);
+export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, path = ""): unknown {
+  if (typeof value === "string") return substituteString(value, env, path || "(document)");
   if (Array.isArray(value)) return value.map((item, i) => substituteEnv(item, env, `${path}[${i}]`));
   if (value !== null && typeof value === "object") {
     return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [key, substituteEnv(item, env, `${path}.${key}`)]),
+      Object.entries(value).map(([key, item]) => [key, substituteEnv(item, env, path ? `${path}.${key}` : key)]),
     );
   }
   return value;

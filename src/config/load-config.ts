@@ -42,7 +42,7 @@ export function loadConfig(sources: ConfigSources): Config {
     throw err;
   }
   const doc = check(documentSchema, substituted, where, "");
-  const providerType = doc.provider_type ?? (doc.config && "bucket_name" in doc.config ? "remote::s3" : "inline::localfs");
+  const providerType = doc.provider_type ?? inferProviderType(doc.config ?? {});
   const server = doc.server ?? {};
   const port = sources.port ?? sources.env.PORT;
   const portNumber = port === undefined || port === "" ? (server.port ?? DEFAULT_PORT) : Number(port);
@@ -73,6 +73,16 @@ export function loadConfig(sources: ConfigSources): Config {
     metadataStore: metadataStoreConfig(local.metadata_store, "./data/files.db"),
     storage: { type: "inline::localfs", storageDir: local.storage_dir ?? "./data/files" },
   };
+}
+
+/**
+ * The seed's blocks often omit provider_type. Any key of its own names local storage; any other
+ * key (bucket_name, region, a misspelt one...) means S3, so a typo is reported against S3's keys.
+ */
+function inferProviderType(config: Record<string, unknown>): "remote::s3" | "inline::localfs" {
+  const keys = Object.keys(config).filter((key) => key !== "metadata_store");
+  if (keys.length === 0 || keys.includes("storage_dir")) return "inline::localfs";
+  return "remote::s3";
 }
 
 function s3StorageConfig(s3: S3ProviderYaml): Config["storage"] {
@@ -128,8 +138,7 @@ function check<T extends z.ZodType>(schema: T, value: unknown, where: string, pr
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const field = prefix + issue.path.map(String).join(".");
-    const keys = "keys" in issue && Array.isArray(issue.keys) ? ` '${issue.keys.join("', '")}'` : "";
-    return `  ${field.replace(/\.$/, "") || "(top level)"}: ${issue.message}${keys}`;
+    return `  ${field.replace(/\.$/, "") || "(top level)"}: ${issue.message}`;
   });
   throw new ConfigError(`invalid configuration in ${where}:\n${problems.join("\n")}`);
 }

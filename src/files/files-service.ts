@@ -1,4 +1,4 @@
-import { FilesError, invalidArgument, isFilesError, notFound, outOfRange, unavailable } from "./errors.js";
+import { cancelled, FilesError, invalidArgument, isFilesError, notFound, outOfRange, unavailable } from "./errors.js";
 import { ContentMeter } from "./content-meter.js";
 import { isFileId, newFileId } from "./ids.js";
 import { isPurpose, type Purpose } from "./purposes.js";
@@ -86,6 +86,13 @@ export class FilesService {
     if (stored.bytes !== meter.bytes) {
       await this.removeObject(storageKey);
       throw new FilesError("internal", `Storage holds ${stored.bytes} bytes but ${meter.bytes} were received; the upload was discarded`);
+    }
+
+    // A client that cancels right after its last chunk may still have sent a clean end of stream;
+    // its cancel is honoured up to the moment the row is committed.
+    if (signal?.aborted) {
+      await this.removeObject(storageKey);
+      throw cancelled();
     }
 
     const createdAt = this.clock.now();

@@ -44,13 +44,38 @@ export async function openFileRepository(
     // init() only logs a failed connection; make it an error here.
     const check = await orm.checkConnection();
     if (!check.ok) throw check.error ?? new Error(check.reason);
-    await orm.getMigrator().up();
+    await withMigrationLock(orm, options.type, () => orm!.getMigrator().up());
     return new MikroOrmFileRepository(orm);
   } catch (err) {
     await orm?.close(true).catch(() => {});
     const reason = redact(err instanceof Error ? err.message : String(err), secrets);
     const safeCause = !(err instanceof Error) || reason === err.message;
     throw new Error(`cannot open metadata database ${target}: ${reason}`, safeCause ? { cause: err } : undefined);
+  }
+}
+
+/** Any fixed 64-bit number, the same in every replica: the advisory lock that serialises migrations. */
+const MIGRATION_LOCK_KEY = 0x0f11e5_0001;
+
+/**
+ * Replicas starting together on one PostgreSQL database would race to create the same tables
+ * (duplicate-key errors from the catalog). A session advisory lock, held on one pinned pooled
+ * connection while the migrator works on others, lets one replica migrate while the rest wait.
+ * SQLite serves one process, so it needs none.
+ */
+async function withMigrationLock<T>(orm: MikroORM<AbstractSqlDriver>, type: MetadataStoreOptions["type"], migrate: () => Promise<T>): Promise<T> {
+  if (type !== "postgres") return migrate();
+  const knex = orm.em.getConnection().getKnex();
+  const connection: unknown = await knex.client.acquireConnection();
+  try {
+    await knex.raw("select pg_advisory_lock(?)", [MIGRATION_LOCK_KEY]).connection(connection);
+    try {
+      return await migrate();
+    } finally {
+      await knex.raw("select pg_advisory_unlock(?)", [MIGRATION_LOCK_KEY]).connection(connection);
+    }
+  } finally {
+    await knex.client.releaseConnection(connection);
   }
 }
 

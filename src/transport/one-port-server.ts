@@ -28,6 +28,9 @@ export interface OnePortServer {
  */
 export function createOnePortServer(handler: Handler): OnePortServer {
   const h1 = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, handler);
+  // h1 never listens itself (the net server does), but Node only starts tracking its connections,
+  // which closeIdleConnections() and the header timeout rely on, on "listening".
+  h1.emit("listening");
   const h2 = http2.createServer({ settings: { initialWindowSize: H2_WINDOW_BYTES } }, handler);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();

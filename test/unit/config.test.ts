@@ -59,7 +59,7 @@ describe("the seed document's YAML blocks load verbatim", () => {
 
   it("environment variables: an unset variable without a default is named", () => {
     expect(() => loadConfig({ configPath: seed("environment-variables"), env: {} })).toThrow(
-      /config\.config\.bucket_name: environment variable S3_BUCKET_NAME is not set/,
+      /: config\.bucket_name: environment variable S3_BUCKET_NAME is not set/,
     );
   });
 
@@ -133,7 +133,8 @@ describe("configuration defaults and errors", () => {
   });
 
   it.each([
-    ["a typo in a key", "config:\n  bucket_name: b-1\n  bucket_nmae: x\n", /config: Unrecognized key.*'bucket_nmae'/],
+    ["a typo in a key", "config:\n  bucket_name: b-1\n  bucket_nmae: x\n", /config: Unrecognized key: "bucket_nmae"/],
+    ["a misspelt bucket_name in a block without provider_type", "config:\n  bucket_nmae: b-1\n  region: us-east-1\n", /config\.bucket_name: bucket_name is required\n  config: Unrecognized key: "bucket_nmae"$/],
     ["a missing bucket", "provider_type: remote::s3\nconfig:\n  region: us-east-1\n", /config\.bucket_name/],
     ["a bad metadata store type", "config:\n  bucket_name: b-1\n  metadata_store:\n    type: mysql\n", /config\.metadata_store\.type/],
     ["a part size below S3's minimum", "config:\n  bucket_name: b-1\n  part_size_bytes: 1024\n", /config\.part_size_bytes/],

@@ -126,6 +126,21 @@ describe("FilesService (in-memory adapters)", () => {
     expect(repository.rows.size).toBe(0);
   });
 
+  it("a cancel that arrives after the last byte, before the commit, leaves no object and no row", async () => {
+    const controller = new AbortController();
+    // The store finishes the write; the cancel lands between the write and the row.
+    const put = store.put.bind(store);
+    store.put = async (key, body, options) => {
+      const stored = await put(key, body, { ...options, signal: undefined });
+      controller.abort();
+      return stored;
+    };
+    const err = await failure(files.upload({ filename: "x", purpose: "batch" }, chunksOf(randomBytes(100)), controller.signal));
+    expect(err.code).toBe("cancelled");
+    expect(store.keys()).toEqual([]);
+    expect(repository.rows.size).toBe(0);
+  });
+
   it("a metadata insert failure removes the stored object", async () => {
     repository.failNextInsert = new Error("database is locked");
     const err = await failure(upload(randomBytes(100)));
