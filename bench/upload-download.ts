@@ -140,11 +140,15 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "files-bench-"));
   cleanup.add("remove temp dir", () => rm(dir, { recursive: true, force: true }));
   const server = await startServer({
-    config: s3ProviderConfig(endpoint, target.bucket, { type: "sqlite", db_path: join(dir, "files.db") }, {
-      region: target.region,
-      aws_access_key_id: target.accessKeyId,
-      aws_secret_access_key: target.secretAccessKey,
-    }),
+    config: {
+      ...s3ProviderConfig(endpoint, target.bucket, { type: "sqlite", db_path: join(dir, "files.db") }, {
+        region: target.region,
+        aws_access_key_id: target.accessKeyId,
+        aws_secret_access_key: target.secretAccessKey,
+      }),
+      // Room for --size-mib beyond the 512 MiB default limit.
+      server: { limits: { max_file_bytes: Math.max(512, options.sizeMiB) * MiB } },
+    },
   });
   serverOutput = server.output;
   const pid = server.child.pid!;

@@ -3,7 +3,7 @@
  * disk under ./data/files, metadata in SQLite at ./data/files.db, both relative to the cwd.
  */
 import { spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import net from "node:net";
@@ -12,38 +12,10 @@ import { DatabaseSync } from "node:sqlite";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { FilePurpose, FileStatus, type File } from "../../gen/ts/files/v1/files_pb.js";
-import { connectClient, grpcCode, grpcJsClient, type FilesTestClient } from "../support/grpc-clients.js";
+import { connectClient, grpcJsClient, type FilesTestClient } from "../support/grpc-clients.js";
 import { tempDir } from "../support/env.js";
 import { runServerToExit, serverCommand, startServer, type ServerProcess } from "../support/server-process.js";
-
-const MiB = 1024 * 1024;
-const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-
-function* chunked(data: Buffer, size = MiB): Generator<Buffer> {
-  for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<{ code: number | undefined; message: string }> {
-  const err = await promise.then(
-    () => {
-      throw new Error("expected the call to fail");
-    },
-    (e: unknown) => e as Error,
-  );
-  return { code: grpcCode(err), message: err.message };
-}
-
-async function eventually(check: () => Promise<void>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
+import { MiB, sha256, chunked, rejection, eventually } from "../support/test-helpers.js";
 
 /** Names in `dir`, or [] if it does not exist. */
 async function entries(dir: string): Promise<string[]> {

@@ -1,41 +1,13 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { ExpiresAfterAnchor, FilePurpose, FileStatus, ListOrder } from "../../gen/ts/files/v1/files_pb.js";
-import { connectClient, grpcCode, grpcJsClient, type FilesTestClient } from "../support/grpc-clients.js";
+import { connectClient, grpcJsClient, type FilesTestClient } from "../support/grpc-clients.js";
 import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Endpoint } from "../support/env.js";
 import { s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
+import { MiB, sha256, chunked, rejection, eventually } from "../support/test-helpers.js";
 
-const MiB = 1024 * 1024;
 const PART = 5 * MiB;
-const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-
-function* chunked(data: Buffer, size = MiB): Generator<Buffer> {
-  for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<{ code: number | undefined; message: string }> {
-  const err = await promise.then(
-    () => {
-      throw new Error("expected the call to fail");
-    },
-    (e: unknown) => e as Error,
-  );
-  return { code: grpcCode(err), message: err.message };
-}
-
-async function eventually(check: () => Promise<void>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
-
 let server: ServerProcess;
 let bucket: string;
 const clients: FilesTestClient[] = [];

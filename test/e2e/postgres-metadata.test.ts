@@ -2,34 +2,18 @@
  * The server as an operator runs it in production: objects in S3 (moto), metadata in PostgreSQL,
  * configured either with host/port/db/user or with a url. Every server is a real child process.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { FilePurpose, FileStatus, ListOrder, type File } from "../../gen/ts/files/v1/files_pb.js";
-import { connectClient, grpcCode, grpcJsClient, type FilesTestClient } from "../support/grpc-clients.js";
+import { connectClient, grpcJsClient, type FilesTestClient } from "../support/grpc-clients.js";
 import { createTestBucket, createTestDatabase, listAllKeys, listMultipartUploads, testS3Endpoint } from "../support/env.js";
 import { s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
+import { MiB, sha256, chunked, rejection } from "../support/test-helpers.js";
 
-const MiB = 1024 * 1024;
 const PART = 5 * MiB;
-const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-
-function* chunked(data: Buffer, size = MiB): Generator<Buffer> {
-  for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<{ code: number | undefined; message: string }> {
-  const err = await promise.then(
-    () => {
-      throw new Error("expected the call to fail");
-    },
-    (e: unknown) => e as Error,
-  );
-  return { code: grpcCode(err), message: err.message };
-}
-
 /** Every file, following `after` with pages of `limit`, in `order`. */
 async function listEverything(client: FilesTestClient, order: ListOrder, limit: number): Promise<string[]> {
   const seen: string[] = [];

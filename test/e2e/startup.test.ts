@@ -4,7 +4,7 @@
  * SIGTERM on an idle server exits 0 promptly.
  */
 import { spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import http from "node:http";
@@ -16,9 +16,8 @@ import { FilePurpose } from "../../gen/ts/files/v1/files_pb.js";
 import { connectClient, grpcJsClient, type FilesTestClient } from "../support/grpc-clients.js";
 import { createTestBucket, listAllKeys, tempDir, testS3Client, testS3Endpoint } from "../support/env.js";
 import { REPO_ROOT, s3ProviderConfig, serverCommand, startServer, type ServerProcess } from "../support/server-process.js";
+import { MiB, sha256 } from "../support/test-helpers.js";
 
-const MiB = 1024 * 1024;
-const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const seedBlock = (name: string) => readFileSync(join(REPO_ROOT, "test/fixtures/seed", `${name}.yaml`), "utf8");
 /** A line of a JavaScript stack trace. */
 const STACK_LINE = /^\s+at .+/m;
