@@ -16,6 +16,7 @@ import { FilePurpose } from "../../gen/ts/files/v1/files_pb.js";
 import { connectClient, grpcJsClient, type FilesTestClient } from "../support/grpc-clients.js";
 import { createTestBucket, listAllKeys, tempDir, testS3Client, testS3Endpoint } from "../support/env.js";
 import { REPO_ROOT, s3ProviderConfig, serverCommand, startServer, type ServerProcess } from "../support/server-process.js";
+import { startMoto } from "../support/moto.js";
 import { MiB, sha256 } from "../support/test-helpers.js";
 
 const seedBlock = (name: string) => readFileSync(join(REPO_ROOT, "test/fixtures/seed", `${name}.yaml`), "utf8");
@@ -168,6 +169,25 @@ describe("the bucket", () => {
     const id = await roundTrip(client, 100_000);
     expect(await listAllKeys(bucket)).toEqual([id]);
     expect(await server.stop()).toBe(0);
+  });
+});
+
+describe("an S3 endpoint that refuses our credentials", () => {
+  it("exits non-zero saying access to the bucket is denied, and names the bucket", async () => {
+    // A moto that enforces IAM: keys it does not know get a real 403 from the real SDK.
+    const strict = await startMoto({ INITIAL_NO_AUTH_ACTION_COUNT: "0" });
+    try {
+      const dir = await tempDir("startup-denied");
+      const bucket = `t-denied-${randomBytes(6).toString("hex")}`;
+      const exit = await runToExit({
+        config: s3ProviderConfig(strict.endpoint, bucket, { type: "sqlite", db_path: join(dir, "d.db") }, { aws_access_key_id: "AKIAFAKEFAKEFAKE0000", aws_secret_access_key: "not-a-real-secret" }),
+      });
+      expectStartupFailure(exit, 30_000);
+      expect(exit.stderr).toContain(`access denied to bucket '${bucket}'`);
+      expect(exit.stderr).not.toContain("not-a-real-secret");
+    } finally {
+      await strict.stop();
+    }
   });
 });
 

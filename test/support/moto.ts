@@ -392,11 +392,11 @@ async function answersHttp(endpoint: string): Promise<boolean> {
   }
 }
 
-async function startMotoOnce(motoServer: string): Promise<MotoServer> {
+async function startMotoOnce(motoServer: string, extraEnv: NodeJS.ProcessEnv): Promise<MotoServer> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const stderr = new OutputTail(8_000);
-  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: "1" };
+  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: "1", ...extraEnv };
   delete env.PYTHONHOME;
   delete env.PYTHONPATH;
 
@@ -454,11 +454,12 @@ async function startMotoOnce(motoServer: string): Promise<MotoServer> {
 }
 
 /** Installs moto if needed and starts `moto_server -H 127.0.0.1 -p <free port>`. */
-export async function startMoto(): Promise<MotoServer> {
+/** `extraEnv` configures moto itself, e.g. INITIAL_NO_AUTH_ACTION_COUNT=0 to enforce credentials. */
+export async function startMoto(extraEnv: NodeJS.ProcessEnv = {}): Promise<MotoServer> {
   const motoServer = await ensureMotoInstalled();
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startMotoOnce(motoServer);
+      return await startMotoOnce(motoServer, extraEnv);
     } catch (err) {
       // Another process may have grabbed the free port between probing and binding: retry.
       if (err instanceof MotoStartError && err.retryable && attempt < 3) continue;
