@@ -31,7 +31,10 @@ export function createOnePortServer(handler: Handler): OnePortServer {
   // h1 never listens itself (the net server does), but Node only starts tracking its connections,
   // which closeIdleConnections() and the header timeout rely on, on "listening".
   h1.emit("listening");
-  const h2 = http2.createServer({ settings: { initialWindowSize: H2_WINDOW_BYTES } }, handler);
+  const h2 = http2.createServer({ settings: { initialWindowSize: H2_WINDOW_BYTES } }, (req, res) => {
+    discardUnreadBodyOnEnd(req, res);
+    handler(req, res);
+  });
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
 
@@ -69,6 +72,21 @@ export function createOnePortServer(handler: Handler): OnePortServer {
     destroyAll: () => {
       for (const socket of sockets) socket.destroy();
     },
+  };
+}
+
+/**
+ * A handler may answer before reading the whole request (an error mid-upload, a message over
+ * readMaxBytes). Node's http server then discards the unread body; http2 keeps it buffered, and a
+ * stream with unread data is never destroyed: it holds its session, and so a graceful shutdown,
+ * open until the client goes away. Once the response has ended, drop whatever was not read.
+ */
+function discardUnreadBodyOnEnd(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+  const end = res.end.bind(res) as (...args: unknown[]) => unknown;
+  (res as { end: unknown }).end = (...args: unknown[]) => {
+    const result = end(...args);
+    if (!req.complete) req.resume();
+    return result;
   };
 }
 
