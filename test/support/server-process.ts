@@ -111,7 +111,7 @@ function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): v
   });
 }
 
-/** A remote::s3 provider config for the test S3 endpoint, with fake credentials. */
+/** A remote::s3 provider config for the test S3 endpoint. */
 export function s3ProviderConfig(endpoint: string, bucket: string, metadataStore: object, extra: object = {}): object {
   return {
     api: "files",
@@ -120,8 +120,9 @@ export function s3ProviderConfig(endpoint: string, bucket: string, metadataStore
       bucket_name: bucket,
       region: "us-east-1",
       endpoint_url: endpoint,
-      aws_access_key_id: "test",
-      aws_secret_access_key: "test",
+      // Fake keys for moto; real ones from the environment when S3_TEST_ENDPOINT is a MinIO or AWS.
+      aws_access_key_id: process.env.AWS_ACCESS_KEY_ID || "test",
+      aws_secret_access_key: process.env.AWS_SECRET_ACCESS_KEY || "test",
       metadata_store: metadataStore,
       ...extra,
     },
