@@ -10,6 +10,7 @@ import {
   CreateBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
@@ -84,14 +85,29 @@ export async function createBucket(target: S3Target): Promise<void> {
   }
 }
 
-/** The baseline: lib-storage Upload and a streamed GetObject, as the server does them. */
-export function directS3Client(target: S3Target): BenchClient {
+/**
+ * The baseline: a streamed GetObject, and either one streamed PutObject ("put") or lib-storage's
+ * multipart Upload with the server's part size and concurrency ("multipart", as the server does it).
+ */
+export function directS3Client(target: S3Target, mode: "put" | "multipart" = "put"): BenchClient {
   const client = s3Client(target);
   let counter = 0;
   return {
-    name: "direct S3 (AWS SDK)",
+    name: mode === "put" ? "direct S3 (PutObject)" : "direct S3 (multipart Upload)",
     async upload(payload) {
       const key = `direct/${Date.now()}-${counter++}.bin`;
+      if (mode === "put") {
+        await client.send(
+          new PutObjectCommand({
+            Bucket: target.bucket,
+            Key: key,
+            Body: Readable.from(payload.blocks()),
+            ContentLength: payload.bytes,
+            ContentType: "application/octet-stream",
+          }),
+        );
+        return { id: key, bytes: payload.bytes };
+      }
       const upload = new Upload({
         client,
         queueSize: QUEUE_SIZE,

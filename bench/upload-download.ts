@@ -1,10 +1,12 @@
 /**
  * Upload/download throughput of the Files service against direct S3, plus server memory.
  *
- *   npm run bench -- [--size-mib 256] [--runs 2] [--grpc-js] [--identity]
+ *   npm run bench -- [--size-mib 256] [--runs 2] [--grpc-js] [--identity] [--direct-multipart]
  *
+ * The baseline is one streamed PutObject and a GetObject with the AWS SDK; --direct-multipart
+ * uploads it with lib-storage instead, with the server's part size and concurrency.
  * --grpc-js adds the @grpc/grpc-js client; --identity adds a connect-node client that accepts
- * no response compression (the default clients advertise gzip, and the server then gzips).
+ * no compression (the server never compresses responses; kept to show that).
  *
  * S3 is `S3_BENCH_ENDPOINT` (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else
  * test/test; region from S3_BENCH_REGION, else us-east-1), or a moto server started here.
@@ -45,6 +47,8 @@ interface Options {
   runs: number;
   grpcJs: boolean;
   identity: boolean;
+  /** Baseline upload: one streamed PutObject (default) or lib-storage multipart. */
+  direct: "put" | "multipart";
 }
 
 function parseOptions(): Options {
@@ -56,19 +60,20 @@ function parseOptions(): Options {
       runs: { type: "string", default: "2" },
       "grpc-js": { type: "boolean", default: false },
       identity: { type: "boolean", default: false },
+      "direct-multipart": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
   });
   if (values.help) {
-    console.log("usage: npm run bench -- [--size-mib N (default 256)] [--runs N (default 2)] [--grpc-js] [--identity]");
+    console.log("usage: npm run bench -- [--size-mib N (default 256)] [--runs N (default 2)] [--grpc-js] [--identity] [--direct-multipart]");
     process.exit(0);
   }
   const sizeMiB = Number(values["size-mib"]);
   const runs = Number(values.runs);
   if (!Number.isInteger(sizeMiB) || sizeMiB < 1) throw new Error(`--size-mib must be a positive integer, got ${values["size-mib"]}`);
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, got ${values.runs}`);
-  return { sizeMiB, runs, grpcJs: values["grpc-js"], identity: values.identity };
+  return { sizeMiB, runs, grpcJs: values["grpc-js"], identity: values.identity, direct: values["direct-multipart"] ? "multipart" : "put" };
 }
 
 /** Clean-up steps, run last-in first-out, once, each bounded so a stuck step cannot hang the exit. */
@@ -161,8 +166,9 @@ async function main(): Promise<void> {
   verifyNodeProcess(pid, "dist/src/main.js");
   log(`server: pid ${pid} (verified: the node process itself, no children) at ${server.baseUrl}, idle RSS ${(idleRssBytes / MiB).toFixed(1)} MiB`);
 
+  log(`baseline: ${options.direct === "put" ? "one streamed PutObject" : "lib-storage multipart Upload"}, then GetObject`);
   const clients: [Path, BenchClient][] = [
-    ["direct", directS3Client(target)],
+    ["direct", directS3Client(target, options.direct)],
     ["connect", connectGrpcClient(server.baseUrl)],
   ];
   if (options.grpcJs) clients.push(["grpcJs", grpcJsBenchClient(server.baseUrl)]);
