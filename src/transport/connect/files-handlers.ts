@@ -11,9 +11,11 @@ import type { FilesService } from "../../files/files-service.js";
 import type { UploadRequest } from "../../files/upload-request.js";
 import { purposeName, toFileMessage } from "./file-message.js";
 
-/** DownloadFileResponse chunk sizes: small store reads are joined, large ones split. */
-const MIN_DOWNLOAD_CHUNK = 256 * 1024;
-const MAX_DOWNLOAD_CHUNK = 1024 * 1024;
+/**
+ * Bytes per DownloadFileResponse. The protobuf encoder grows its buffer in powers of two from
+ * 128 bytes, so a payload just under 256 KiB encodes into a 256 KiB buffer, not a 512 KiB one.
+ */
+const DOWNLOAD_CHUNK = 256 * 1024 - 64;
 
 /** FilesService RPCs, each a thin translation onto the core. */
 export function filesHandlers(files: FilesService): ServiceImpl<typeof FilesServiceDesc> {
@@ -36,7 +38,7 @@ export function filesHandlers(files: FilesService): ServiceImpl<typeof FilesServ
         ctx.signal,
       );
       yield { payload: { case: "file", value: toFileMessage(download.file) } };
-      for await (const chunk of coalesce(download.body, MIN_DOWNLOAD_CHUNK, MAX_DOWNLOAD_CHUNK)) {
+      for await (const chunk of rechunk(download.body, DOWNLOAD_CHUNK)) {
         yield { payload: { case: "chunk", value: chunk } };
       }
     },
@@ -93,23 +95,24 @@ async function* chunksOf(messages: AsyncIterator<UploadFileRequest>): AsyncGener
 }
 
 /**
- * Re-chunks a byte stream into pieces of at least `min` (except the last) and at most `max` bytes.
+ * Re-chunks a byte stream into pieces of exactly `size` bytes (the last may be shorter).
  * S3 bodies arrive in 16–64 KiB reads; each gRPC message costs a frame, an encode and often a
  * flow-control round trip, so fewer, larger messages move the same bytes faster.
  */
-async function* coalesce(source: AsyncIterable<Uint8Array>, min: number, max: number): AsyncGenerator<Uint8Array> {
+async function* rechunk(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
   let pending: Uint8Array[] = [];
-  let size = 0;
+  let pendingBytes = 0;
   for await (const chunk of source) {
     pending.push(chunk);
-    size += chunk.byteLength;
-    if (size < min) continue;
-    const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending, size);
-    for (let at = 0; at < joined.byteLength; at += max) yield joined.subarray(at, at + max);
-    pending = [];
-    size = 0;
+    pendingBytes += chunk.byteLength;
+    if (pendingBytes < size) continue;
+    const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    let at = 0;
+    for (; joined.byteLength - at >= size; at += size) yield joined.subarray(at, at + size);
+    pending = at < joined.byteLength ? [joined.subarray(at)] : [];
+    pendingBytes = joined.byteLength - at;
   }
-  if (size > 0) yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, size);
+  if (pendingBytes > 0) yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
 }
 
 function invalid(message: string): ConnectError {
