@@ -164,10 +164,19 @@ function* uploadRequests(payload: Payload, sha256: string): Generator<MetadataIn
  * gzip and brotli in grpc-accept-encoding. With `identityOnly` the client accepts no
  * compression, so the server must send the bytes as they are (a diagnostic variant).
  */
+/** Raises the connection-level window too, which connect-node leaves at Node's 64 KiB default. */
+class WideWindowSessionManager extends Http2SessionManager {
+  override async request(...args: Parameters<Http2SessionManager["request"]>): ReturnType<Http2SessionManager["request"]> {
+    const stream = await super.request(...args);
+    stream.session?.setLocalWindowSize(16 * MiB);
+    return stream;
+  }
+}
+
 export function connectGrpcClient(baseUrl: string, identityOnly = false): BenchClient {
   // Our own session manager, so close() can end the connection, and with a 16 MiB stream window:
   // Node's default 64 KiB window makes every download chunk wait for a WINDOW_UPDATE round trip.
-  const sessionManager = new Http2SessionManager(baseUrl, undefined, { settings: { initialWindowSize: 16 * MiB } });
+  const sessionManager = new WideWindowSessionManager(baseUrl, undefined, { settings: { initialWindowSize: 16 * MiB } });
   const transport = createGrpcTransport({
     baseUrl,
     sessionManager,
