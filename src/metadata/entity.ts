@@ -1,22 +1,12 @@
 import { BigIntType, EntitySchema } from "@mikro-orm/core";
+import type { FileRecord } from "../files/ports.js";
 
 /**
  * One row of `openai_files`. Llama Stack's files provider writes the first six columns of this
  * same table, so their names and meanings (unix seconds, size in bytes) must stay as they are.
+ * It is the core's record, except that a row may hold any purpose or status string.
  */
-export interface FileRow {
-  id: string;
-  filename: string;
-  purpose: string;
-  bytes: number;
-  createdAt: number;
-  expiresAt: number | null;
-  mimeType: string;
-  sha256: string;
-  storageKey: string;
-  status: string;
-  ownerPrincipal: string | null;
-}
+export type FileRow = Omit<FileRecord, "purpose" | "status"> & { purpose: string; status: string };
 
 export const FILES_TABLE = "openai_files";
 
