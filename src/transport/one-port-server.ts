@@ -1,10 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-
 import type { NodeHandlerFn } from "./http-handler.js";
-
-type Handler = NodeHandlerFn;
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 // A larger HTTP/2 flow-control window lets a streaming upload keep the pipe full instead of
@@ -26,7 +23,7 @@ export interface OnePortServer {
  * port. Node's allowHTTP1 works only with TLS, so each connection's first bytes are read: the
  * HTTP/2 client preface goes to the http2 server, anything else to the http server.
  */
-export function createOnePortServer(handler: Handler): OnePortServer {
+export function createOnePortServer(handler: NodeHandlerFn): OnePortServer {
   const h1 = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, handler);
   // h1 never listens itself (the net server does), but Node only starts tracking its connections,
   // which closeIdleConnections() and the header timeout rely on, on "listening".
