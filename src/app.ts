@@ -1,8 +1,9 @@
 import type { Logger } from "pino";
 import type { Config } from "./config/config.js";
 import { FilesService } from "./files/files-service.js";
+import { UploadsService } from "./files/uploads-service.js";
 import type { FileRepository, ObjectStore } from "./files/ports.js";
-import { openFileRepository } from "./metadata/open.js";
+import { openMetadata } from "./metadata/open.js";
 import { ensureBucket } from "./storage/bucket.js";
 import { LocalFsObjectStore } from "./storage/local-fs-object-store.js";
 import { createS3Client } from "./storage/s3-client.js";
@@ -26,19 +27,27 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
   const store = await openObjectStore(config).catch((err: unknown) => {
     throw new StartupError(`object storage: ${(err as Error).message}`, { cause: err });
   });
-  const repository = await openFileRepository(config.metadataStore).catch((err: unknown) => {
+  const metadata = await openMetadata(config.metadataStore).catch((err: unknown) => {
     throw new StartupError(`metadata store: ${(err as Error).message}`, { cause: err });
   });
-  const files = new FilesService({
+  const repository = metadata.files;
+  const keyPrefix = config.storage.type === "remote::s3" ? config.storage.keyPrefix : "";
+  const onOrphanedObject = (key: string, err: unknown) => logger.warn({ key, err }, "could not remove an object; reconcile will find it");
+  const files = new FilesService({ store, repository, keyPrefix, maxFileBytes: config.server.maxFileBytes, onOrphanedObject });
+  const uploads = new UploadsService({
+    files,
     store,
-    repository,
-    keyPrefix: config.storage.type === "remote::s3" ? config.storage.keyPrefix : "",
-    maxFileBytes: config.server.maxFileBytes,
-    onOrphanedObject: (key, err) => logger.warn({ key, err }, "could not remove an object; reconcile will find it"),
+    repository: metadata.uploads,
+    keyPrefix,
+    maxUploadBytes: config.server.maxUploadBytes,
+    maxPartBytes: config.server.maxPartBytes,
+    ttlSeconds: config.server.uploadExpireAfterSeconds,
+    onOrphanedObject,
   });
   const server = createOnePortServer(
     createHttpHandler({
       files,
+      uploads,
       logger,
       maxMessageBytes: config.server.maxMessageBytes,
       ready: async () => {

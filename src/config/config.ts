@@ -7,6 +7,12 @@ export interface Config {
     maxFileBytes: number;
     /** Per gRPC/Connect message, in both directions. */
     maxMessageBytes: number;
+    /** Largest file an Upload (in parts) may declare. */
+    maxUploadBytes: number;
+    /** Largest single part of an Upload. */
+    maxPartBytes: number;
+    /** How long an Upload may stay pending. */
+    uploadExpireAfterSeconds: number;
   };
   storage: S3StorageConfig | LocalFsStorageConfig;
   metadataStore: MetadataStoreConfig;

@@ -15,6 +15,10 @@ const MiB = 1024 * 1024;
 export const DEFAULT_PORT = 8321;
 export const DEFAULT_MAX_FILE_BYTES = 512 * MiB;
 export const DEFAULT_MAX_MESSAGE_BYTES = 8 * MiB;
+/** OpenAI: an Upload may be up to 8 GB, in parts of up to 64 MB. */
+export const DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * MiB;
+export const DEFAULT_MAX_PART_BYTES = 64 * MiB;
+export const DEFAULT_UPLOAD_EXPIRE_AFTER_SECONDS = 3600;
 
 /** A configuration problem, worded for the operator: it names the file and the field. */
 export class ConfigError extends Error {
@@ -56,6 +60,9 @@ export function loadConfig(sources: ConfigSources): Config {
       logLevel: sources.env.LOG_LEVEL || server.log_level || "info",
       maxFileBytes: server.limits?.max_file_bytes ?? DEFAULT_MAX_FILE_BYTES,
       maxMessageBytes: server.limits?.max_message_bytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      maxUploadBytes: server.limits?.max_upload_bytes ?? DEFAULT_MAX_UPLOAD_BYTES,
+      maxPartBytes: server.limits?.max_part_bytes ?? DEFAULT_MAX_PART_BYTES,
+      uploadExpireAfterSeconds: server.uploads?.expire_after_seconds ?? DEFAULT_UPLOAD_EXPIRE_AFTER_SECONDS,
     },
   };
 

@@ -64,6 +64,14 @@ export const serverSchema = z.strictObject({
     z.strictObject({
       max_file_bytes: optional(int(1)),
       max_message_bytes: optional(int(64 * 1024, 64 * MiB)),
+      max_upload_bytes: optional(int(1)),
+      max_part_bytes: optional(int(1)),
+    }),
+  ),
+  uploads: optional(
+    z.strictObject({
+      // OpenAI's uploads lapse after an hour; shorter is for tests and tight quotas.
+      expire_after_seconds: optional(int(1, 7 * 24 * 3600)),
     }),
   ),
 });

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { invalidArgument, tooLarge } from "./errors.js";
 
 export interface MeterLimits {
@@ -8,6 +8,10 @@ export interface MeterLimits {
   declaredSize?: number;
   /** The lowercase hex SHA-256 the client declared, if any. */
   declaredSha256?: string;
+  /** What the content is, for the too-large error: defaults to the request's `file`. */
+  subject?: { param: string; noun: string };
+  /** The lowercase hex MD5 the client declared, if any (OpenAI's Uploads API offers one). */
+  declaredMd5?: string;
 }
 
 /**
@@ -18,10 +22,14 @@ export interface MeterLimits {
  */
 export class ContentMeter {
   private readonly hash = createHash("sha256");
+  // MD5 costs a second pass over every byte, so it runs only when there is a declared value to check.
+  private readonly md5: Hash | undefined;
   private count = 0;
   private digest: string | undefined;
 
-  constructor(private readonly limits: MeterLimits) {}
+  constructor(private readonly limits: MeterLimits) {
+    this.md5 = limits.declaredMd5 === undefined ? undefined : createHash("md5");
+  }
 
   get bytes(): number {
     return this.count;
@@ -39,12 +47,14 @@ export class ContentMeter {
       if (chunk.byteLength === 0) continue;
       this.count += chunk.byteLength;
       if (this.count > maxBytes) {
-        throw tooLarge(`The file is larger than the limit of ${maxBytes} bytes`, "file");
+        const { param, noun } = this.limits.subject ?? { param: "file", noun: "file" };
+        throw tooLarge(`The ${noun} is larger than the limit of ${maxBytes} bytes`, param);
       }
       if (declaredSize !== undefined && this.count > declaredSize) {
         throw invalidArgument("size_bytes", `Received more than the declared ${declaredSize} bytes`);
       }
       this.hash.update(chunk);
+      this.md5?.update(chunk);
       yield chunk;
     }
     this.finish();
@@ -58,6 +68,10 @@ export class ContentMeter {
     const digest = this.hash.digest("hex");
     if (declaredSha256 !== undefined && digest !== declaredSha256) {
       throw invalidArgument("sha256", `The content's SHA-256 is ${digest}, not the declared ${declaredSha256}`);
+    }
+    const md5 = this.md5?.digest("hex");
+    if (md5 !== undefined && md5 !== this.limits.declaredMd5) {
+      throw invalidArgument("md5", `The content's MD5 is ${md5}, not the declared ${this.limits.declaredMd5}`);
     }
     this.digest = digest;
   }

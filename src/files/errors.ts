@@ -8,6 +8,7 @@ export type FilesErrorCode =
   | "not_found"
   | "out_of_range"
   | "too_large"
+  | "conflict"
   | "cancelled"
   | "unavailable"
   | "internal";
@@ -28,8 +29,11 @@ export class FilesError extends Error {
 export const invalidArgument = (param: string, message: string) =>
   new FilesError("invalid_argument", message, param);
 
-export const notFound = (id: string, param = "file_id") =>
-  new FilesError("not_found", `No such file: '${id}'`, param);
+export const notFound = (id: string, param = "file_id", what = "file") =>
+  new FilesError("not_found", `No such ${what}: '${id}'`, param);
+
+/** The request is well formed but the resource's state forbids it (e.g. completing a cancelled upload). */
+export const conflict = (message: string, param?: string) => new FilesError("conflict", message, param);
 
 export const tooLarge = (message: string, param?: string) => new FilesError("too_large", message, param);
 
@@ -44,4 +48,13 @@ export const unavailable = (what: string, cause: unknown) =>
 
 export function isFilesError(err: unknown): err is FilesError {
   return err instanceof FilesError;
+}
+
+/** Runs a dependency call; failures that are not already core errors mean the dependency could not do its job. */
+export async function orUnavailable<T>(what: string, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (err) {
+    throw isFilesError(err) ? err : unavailable(what, err);
+  }
 }

@@ -1,8 +1,8 @@
-import { cancelled, FilesError, invalidArgument, isFilesError, notFound, outOfRange, unavailable } from "./errors.js";
+import { cancelled, FilesError, invalidArgument, notFound, orUnavailable, outOfRange } from "./errors.js";
 import { ContentMeter } from "./content-meter.js";
 import { isFileId, newFileId } from "./ids.js";
 import { isPurpose, type Purpose } from "./purposes.js";
-import { validateUpload, type UploadRequest } from "./upload-request.js";
+import { validateHead, validateUpload, type UploadHead, type UploadRequest, type ValidUpload } from "./upload-request.js";
 import { systemClock, type Clock, type FileRecord, type FileRepository, type ListOrder, type ObjectStore } from "./ports.js";
 
 export interface FilesServiceOptions {
@@ -14,6 +14,14 @@ export interface FilesServiceOptions {
   maxFileBytes: number;
   /** Told about objects left behind by a failed clean-up, so they can be logged for reconciliation. */
   onOrphanedObject?: (key: string, error: unknown) => void;
+}
+
+export interface UploadOptions {
+  signal?: AbortSignal;
+  /** Overrides the service's max file size (assembled Uploads have their own, larger limit). */
+  maxBytes?: number;
+  /** Lowercase hex MD5 the content must have. */
+  md5?: string;
 }
 
 export interface ListRequest {
@@ -68,31 +76,60 @@ export class FilesService {
    * first and the row committed last, so a file is visible only when all of it is stored;
    * any failure or cancellation leaves neither object nor row.
    */
-  async upload(request: UploadRequest, chunks: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<FileRecord> {
-    const upload = validateUpload(request, this.options.maxFileBytes);
+  async upload(request: UploadRequest, chunks: AsyncIterable<Uint8Array>, options: UploadOptions = {}): Promise<FileRecord> {
+    const upload = validateUpload(request, options.maxBytes ?? this.options.maxFileBytes);
+    return this.write(upload, chunks, async () => upload, options);
+  }
+
+  /**
+   * For transports that may receive the bytes before the rest of the metadata (a multipart form
+   * with `purpose` after `file`). The bytes stream to a key no row points at, so they stay invisible;
+   * the row is written only once `describe` resolves with valid metadata, and otherwise the object is removed.
+   */
+  async uploadThenDescribe(
+    head: UploadHead & { purpose?: string },
+    chunks: AsyncIterable<Uint8Array>,
+    describe: () => Promise<Omit<UploadRequest, keyof UploadHead>>,
+    options: UploadOptions = {},
+  ): Promise<FileRecord> {
+    const valid = validateHead(head);
+    const maxBytes = options.maxBytes ?? this.options.maxFileBytes;
+    return this.write(valid, chunks, async () => validateUpload({ ...head, ...(await describe()) }, maxBytes), options);
+  }
+
+  private async write(
+    head: { mimeType: string; sizeBytes?: number; sha256?: string },
+    chunks: AsyncIterable<Uint8Array>,
+    describe: () => Promise<ValidUpload>,
+    options: UploadOptions,
+  ): Promise<FileRecord> {
+    const { signal } = options;
     const id = newFileId();
     const storageKey = this.keyPrefix + id;
     const meter = new ContentMeter({
-      maxBytes: this.options.maxFileBytes,
-      declaredSize: upload.sizeBytes,
-      declaredSha256: upload.sha256,
+      maxBytes: options.maxBytes ?? this.options.maxFileBytes,
+      declaredSize: head.sizeBytes,
+      declaredSha256: head.sha256,
+      declaredMd5: options.md5,
     });
 
     const stored = await this.store.put(storageKey, meter.wrap(chunks), {
-      sizeHint: upload.sizeBytes,
-      contentType: upload.mimeType,
+      sizeHint: head.sizeBytes,
+      contentType: head.mimeType,
       signal,
     });
-    if (stored.bytes !== meter.bytes) {
+    let upload: ValidUpload;
+    try {
+      if (stored.bytes !== meter.bytes) {
+        throw new FilesError("internal", `Storage holds ${stored.bytes} bytes but ${meter.bytes} were received; the upload was discarded`);
+      }
+      upload = await describe();
+      // A client that cancels right after its last chunk may still have sent a clean end of stream;
+      // its cancel is honoured up to the moment the row is committed.
+      if (signal?.aborted) throw cancelled();
+    } catch (err) {
       await this.removeObject(storageKey);
-      throw new FilesError("internal", `Storage holds ${stored.bytes} bytes but ${meter.bytes} were received; the upload was discarded`);
-    }
-
-    // A client that cancels right after its last chunk may still have sent a clean end of stream;
-    // its cancel is honoured up to the moment the row is committed.
-    if (signal?.aborted) {
-      await this.removeObject(storageKey);
-      throw cancelled();
+      throw err;
     }
 
     const createdAt = this.clock.now();
@@ -173,12 +210,8 @@ export class FilesService {
   }
 
   /** Repository failures that are not already core errors mean the database could not do its job. */
-  private async metadata<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (err) {
-      throw isFilesError(err) ? err : unavailable("The metadata store", err);
-    }
+  private metadata<T>(operation: () => Promise<T>): Promise<T> {
+    return orUnavailable("The metadata store", operation);
   }
 
   private async removeObject(key: string): Promise<void> {

@@ -23,3 +23,23 @@ export function assertFileId(value: string, param = "file_id"): string {
   }
   return value;
 }
+
+const UPLOAD_ID = /^upload_[0-9a-f]{32}$/;
+const PART_ID = /^part_[0-9a-f]{32}$/;
+
+/** Upload and part ids follow OpenAI's shapes ("upload_…", "part_…") with the same 128 random bits. */
+export function newUploadId(): string {
+  return `upload_${randomBytes(16).toString("hex")}`;
+}
+
+export function newPartId(): string {
+  return `part_${randomBytes(16).toString("hex")}`;
+}
+
+export function isUploadId(value: string): boolean {
+  return UPLOAD_ID.test(value);
+}
+
+export function isPartId(value: string): boolean {
+  return PART_ID.test(value);
+}

@@ -1,4 +1,4 @@
-import type { Purpose } from "./purposes.js";
+import type { Purpose, UploadPurpose } from "./purposes.js";
 
 /** A stored file's metadata, as the core sees it. Times are unix seconds. */
 export interface FileRecord {
@@ -84,3 +84,55 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => Math.floor(Date.now() / 1000) };
+
+/**
+ * OpenAI's Upload states, plus "completing": the parts are being assembled. Clients see it
+ * as "pending"; it exists so that two completes, or a complete and a cancel, cannot both win.
+ */
+export type UploadStatus = "pending" | "completing" | "completed" | "cancelled" | "expired";
+
+/** A file being sent in parts (OpenAI's Uploads API). Times are unix seconds. */
+export interface UploadRecord {
+  id: string;
+  filename: string;
+  purpose: UploadPurpose;
+  /** The total size the client declared; the parts must add up to it. */
+  bytes: number;
+  mimeType: string;
+  createdAt: number;
+  /** When the upload itself lapses (one hour after creation, like OpenAI's). */
+  expiresAt: number;
+  /** The expiry the finished file gets, in seconds after its creation; null means the purpose's default. */
+  fileExpiresAfterSeconds: number | null;
+  status: UploadStatus;
+  /** Set once completed. */
+  fileId: string | null;
+  ownerPrincipal: string | null;
+}
+
+/** One stored part. Each part is its own object until the upload is completed. */
+export interface UploadPartRecord {
+  id: string;
+  uploadId: string;
+  bytes: number;
+  sha256: string;
+  storageKey: string;
+  createdAt: number;
+}
+
+/**
+ * Upload state lives in the metadata database, not in a process, so any replica can take any part.
+ * Implementations: metadata/ (MikroORM).
+ */
+export interface UploadRepository {
+  insertUpload(upload: UploadRecord): Promise<void>;
+  findUpload(id: string): Promise<UploadRecord | undefined>;
+  /**
+   * Compare-and-set on the status: true when this call moved the upload from `from` to `to`
+   * (and recorded `fileId`, when given); false when its status was no longer `from`.
+   */
+  transition(id: string, from: UploadStatus, to: UploadStatus, fileId?: string): Promise<boolean>;
+  insertPart(part: UploadPartRecord): Promise<void>;
+  listParts(uploadId: string): Promise<UploadPartRecord[]>;
+  deletePart(partId: string): Promise<void>;
+}

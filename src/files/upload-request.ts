@@ -1,11 +1,15 @@
 import { invalidArgument, tooLarge } from "./errors.js";
 import { isPurpose, isUploadPurpose, UPLOAD_PURPOSES, type UploadPurpose } from "./purposes.js";
 
-/** What a transport hands the core for a new upload, straight off the wire. */
-export interface UploadRequest {
+/** What is known of an upload before its bytes: a multipart form puts these in the file part's headers. */
+export interface UploadHead {
   filename: string;
-  purpose: string;
   mimeType?: string;
+}
+
+/** What a transport hands the core for a new upload, straight off the wire. */
+export interface UploadRequest extends UploadHead {
+  purpose: string;
   /** Seconds after creation; undefined means the purpose's default. */
   expiresAfterSeconds?: number;
   /** Declared total size, verified when given. */
@@ -43,6 +47,15 @@ export function validateUpload(req: UploadRequest, maxFileBytes: number): ValidU
     sizeBytes: validateSize(req.sizeBytes, maxFileBytes),
     sha256: validateSha256(req.sha256),
   };
+}
+
+/**
+ * Checks what is known before the bytes, for uploads whose other fields may arrive after them;
+ * a purpose that is already known is checked too, so a wrong one fails before any byte is stored.
+ */
+export function validateHead(head: UploadHead & { purpose?: string }): { filename: string; mimeType: string } {
+  if (head.purpose !== undefined) validatePurpose(head.purpose);
+  return { filename: validateFilename(head.filename), mimeType: validateMimeType(head.mimeType) };
 }
 
 function validateFilename(filename: string): string {

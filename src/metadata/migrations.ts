@@ -1,6 +1,7 @@
 import { Migration } from "@mikro-orm/migrations";
 import type { MigrationObject, MigrationsOptions } from "@mikro-orm/core";
 import { FILES_TABLE } from "./entity.js";
+import { UPLOAD_PARTS_TABLE, UPLOADS_TABLE } from "./upload-entities.js";
 
 export type Dialect = "sqlite" | "postgresql";
 
@@ -82,11 +83,50 @@ function adoptLlamaStackTable(dialect: Dialect) {
   };
 }
 
+/**
+ * Uploads (OpenAI's file-in-parts API) and their parts. The status index serves the sweep for
+ * expired uploads; parts are always read by upload.
+ */
+function createUploadTables() {
+  return class CreateUploadTables extends Migration {
+    override up(): void {
+      this.addSql(`create table if not exists "${UPLOADS_TABLE}" (
+        "id" text not null primary key,
+        "filename" text not null,
+        "purpose" varchar(64) not null,
+        "bytes" bigint not null,
+        "mime_type" text not null,
+        "created_at" bigint not null,
+        "expires_at" bigint not null,
+        "file_expires_after_seconds" bigint null,
+        "status" varchar(32) not null,
+        "file_id" text null,
+        "owner_principal" text null
+      )`);
+      this.addSql(
+        `create index if not exists "${UPLOADS_TABLE}_status_expires_at_index" on "${UPLOADS_TABLE}" ("status", "expires_at")`,
+      );
+      this.addSql(`create table if not exists "${UPLOAD_PARTS_TABLE}" (
+        "id" text not null primary key,
+        "upload_id" text not null,
+        "bytes" bigint not null,
+        "sha256" varchar(64) not null,
+        "storage_key" text not null,
+        "created_at" bigint not null
+      )`);
+      this.addSql(
+        `create index if not exists "${UPLOAD_PARTS_TABLE}_upload_id_index" on "${UPLOAD_PARTS_TABLE}" ("upload_id")`,
+      );
+    }
+  };
+}
+
 /** Inline list (no file globbing), so it runs the same under node, tsx and vitest. */
 export function migrationsList(dialect: Dialect): MigrationObject[] {
   return [
     { name: "0001_create_openai_files", class: createFilesTable(dialect) },
     { name: "0002_adopt_llama_stack_table", class: adoptLlamaStackTable(dialect) },
+    { name: "0003_create_upload_tables", class: createUploadTables() },
   ];
 }
 

@@ -5,10 +5,12 @@ import type { AbstractSqlDriver } from "@mikro-orm/knex";
 import { Migrator } from "@mikro-orm/migrations";
 import { PostgreSqlDriver } from "@mikro-orm/postgresql";
 import { SqliteDriver } from "@mikro-orm/sqlite";
-import type { FileRepository } from "../files/ports.js";
+import type { FileRepository, UploadRepository } from "../files/ports.js";
 import { FileEntity } from "./entity.js";
 import { migrationsOptions, type Dialect } from "./migrations.js";
 import { MikroOrmFileRepository } from "./repository.js";
+import { UploadEntity, UploadPartEntity } from "./upload-entities.js";
+import { MikroOrmUploadRepository } from "./upload-repository.js";
 
 export type MetadataStoreOptions =
   | { type: "sqlite"; dbPath: string }
@@ -25,14 +27,25 @@ export type MetadataStoreOptions =
 /** A new pg connection gives up after this long instead of hanging on a black-holed host. */
 const PG_CONNECT_TIMEOUT_MS = 10_000;
 
+/** Both repositories on one ORM and pool; `files.close()` closes it. */
+export interface MetadataRepositories {
+  files: FileRepository;
+  uploads: UploadRepository;
+}
+
+/** The files repository alone (for tools and tests that need no uploads). */
+export async function openFileRepository(options: MetadataStoreOptions, opts: { debug?: boolean } = {}): Promise<FileRepository> {
+  return (await openMetadata(options, opts)).files;
+}
+
 /**
- * Connects, applies pending migrations and returns the repository; its close() closes the ORM.
+ * Connects, applies pending migrations and returns the repositories.
  * Failures name the database (path, or host:port/db) and never carry the password.
  */
-export async function openFileRepository(
+export async function openMetadata(
   options: MetadataStoreOptions,
   opts: { debug?: boolean } = {},
-): Promise<FileRepository> {
+): Promise<MetadataRepositories> {
   const target = describeStore(options);
   const secrets = secretsOf(options);
   let orm: MikroORM<AbstractSqlDriver> | undefined;
@@ -45,7 +58,7 @@ export async function openFileRepository(
     const check = await orm.checkConnection();
     if (!check.ok) throw check.error ?? new Error(check.reason);
     await withMigrationLock(orm, options.type, () => orm!.getMigrator().up());
-    return new MikroOrmFileRepository(orm);
+    return { files: new MikroOrmFileRepository(orm), uploads: new MikroOrmUploadRepository(orm) };
   } catch (err) {
     await orm?.close(true).catch(() => {});
     const reason = redact(err instanceof Error ? err.message : String(err), secrets);
@@ -82,7 +95,7 @@ async function withMigrationLock<T>(orm: MikroORM<AbstractSqlDriver>, type: Meta
 function ormOptions(options: MetadataStoreOptions, debug: boolean): Options<AbstractSqlDriver> {
   const dialect: Dialect = options.type === "sqlite" ? "sqlite" : "postgresql";
   const common: Options<AbstractSqlDriver> = {
-    entities: [FileEntity],
+    entities: [FileEntity, UploadEntity, UploadPartEntity],
     extensions: [Migrator],
     migrations: migrationsOptions(dialect),
     // The service writes JSON logs to stdout: MikroORM stays silent unless asked, then uses stderr.

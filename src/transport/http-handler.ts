@@ -2,10 +2,12 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { FilesService as FilesServiceDesc } from "../../gen/ts/files/v1/files_pb.js";
 import type { FilesService } from "../files/files-service.js";
+import type { UploadsService } from "../files/uploads-service.js";
 import { errorInterceptor } from "./connect/error-interceptor.js";
 import { filesHandlers } from "./connect/files-handlers.js";
 import { logInterceptor } from "./connect/log-interceptor.js";
 import { withSpecGrpcMessageEncoding } from "./grpc-message-encoding.js";
+import { serveRest } from "./rest/router.js";
 
 /** A handler for both node:http and node:http2 requests (connect-node does not export the name). */
 export type NodeHandlerFn = ReturnType<typeof connectNodeAdapter>;
@@ -14,13 +16,14 @@ type Response = Parameters<NodeHandlerFn>[1];
 
 export interface HttpHandlerOptions {
   files: FilesService;
+  uploads: UploadsService;
   logger: Logger;
   maxMessageBytes: number;
   /** Resolves when the service can do its work (storage and database reachable). */
   ready: () => Promise<void>;
 }
 
-/** One request handler for both HTTP versions: gRPC, gRPC-Web and Connect routes, then plain HTTP routes. */
+/** One request handler for both HTTP versions: gRPC, gRPC-Web and Connect routes, then the REST API and health routes. */
 export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
   const { logger } = options;
   const onUnexpected = (err: unknown) => logger.error({ err }, "a call failed on the server side");
@@ -37,6 +40,7 @@ export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
 }
 
 async function plainRoutes(req: Request, res: Response, options: HttpHandlerOptions): Promise<void> {
+  if (await serveRest(req, res, options)) return;
   const path = (req.url ?? "/").split("?")[0];
   if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
   if (path === "/readyz") {

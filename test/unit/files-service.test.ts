@@ -135,7 +135,7 @@ describe("FilesService (in-memory adapters)", () => {
       controller.abort();
       return stored;
     };
-    const err = await failure(files.upload({ filename: "x", purpose: "batch" }, chunksOf(randomBytes(100)), controller.signal));
+    const err = await failure(files.upload({ filename: "x", purpose: "batch" }, chunksOf(randomBytes(100)), { signal: controller.signal }));
     expect(err.code).toBe("cancelled");
     expect(store.keys()).toEqual([]);
     expect(repository.rows.size).toBe(0);

@@ -7,6 +7,7 @@ const CODES: Record<FilesErrorCode, Code> = {
   not_found: Code.NotFound,
   out_of_range: Code.OutOfRange,
   too_large: Code.ResourceExhausted,
+  conflict: Code.FailedPrecondition,
   cancelled: Code.Canceled,
   unavailable: Code.Unavailable,
   internal: Code.Internal,

@@ -27,7 +27,7 @@ export function filesHandlers(files: FilesService): ServiceImpl<typeof FilesServ
       if (first.value.payload.case !== "metadata") {
         throw invalid("the first UploadFileRequest must carry metadata; chunks come after it");
       }
-      const record = await files.upload(uploadRequest(first.value.payload.value), chunksOf(messages), ctx.signal);
+      const record = await files.upload(uploadRequest(first.value.payload.value), chunksOf(messages), { signal: ctx.signal });
       return { file: toFileMessage(record) };
     },
 

@@ -1,0 +1,319 @@
+import { ContentMeter } from "./content-meter.js";
+import { conflict, FilesError, invalidArgument, notFound, orUnavailable, tooLarge } from "./errors.js";
+import type { FilesService } from "./files-service.js";
+import { isPartId, isUploadId, newPartId, newUploadId } from "./ids.js";
+import {
+  systemClock,
+  type Clock,
+  type FileRecord,
+  type ObjectStore,
+  type UploadPartRecord,
+  type UploadRecord,
+  type UploadRepository,
+  type UploadStatus,
+} from "./ports.js";
+import { validateUpload } from "./upload-request.js";
+
+export interface UploadsServiceOptions {
+  files: FilesService;
+  store: ObjectStore;
+  repository: UploadRepository;
+  clock?: Clock;
+  /** Prepended to every part's object key, like the files' own keys. */
+  keyPrefix?: string;
+  /** Largest total an upload may declare (OpenAI: 8 GB). */
+  maxUploadBytes: number;
+  /** Largest single part (OpenAI: 64 MB). */
+  maxPartBytes: number;
+  /** How long an upload may stay pending (OpenAI: one hour). */
+  ttlSeconds?: number;
+  onOrphanedObject?: (key: string, error: unknown) => void;
+}
+
+export interface CreateUploadRequest {
+  filename: string;
+  purpose: string;
+  bytes: number;
+  mimeType?: string;
+  /** Expiry of the finished file, in seconds after its creation. */
+  expiresAfterSeconds?: number;
+}
+
+/** An upload as clients see it: in-flight states read as "pending", and a completed upload carries its file. */
+export interface UploadView {
+  upload: UploadRecord & { status: Exclude<UploadStatus, "completing"> };
+  file: FileRecord | null;
+}
+
+export const DEFAULT_UPLOAD_TTL_SECONDS = 3600;
+/** More parts than this is abuse, not a file: 10,000 parts of 64 MB already exceed any upload limit. */
+export const MAX_PARTS_PER_UPLOAD = 10_000;
+const MD5_HEX = /^[0-9a-f]{32}$/;
+/** Parts removed at once when an upload ends. */
+const CLEANUP_CONCURRENCY = 8;
+
+/**
+ * OpenAI's Uploads: a file sent as parts, in any order and in parallel, then assembled.
+ *
+ * Each part is stored as its own object, and its size and SHA-256 are recorded in the database,
+ * so any replica can take any part. Completing streams the parts, in the order the client names,
+ * through FilesService.upload: the file gets the same size, SHA-256 (and optional MD5) checks and
+ * the same object-then-row commit as any other upload, with memory bounded by the store's part buffer.
+ * S3 wants multipart parts of at least 5 MiB, OpenAI parts may be smaller, and a SHA-256 of the whole
+ * needs the bytes in order anyway; reading the parts back serves all three.
+ */
+export class UploadsService {
+  private readonly clock: Clock;
+  private readonly keyPrefix: string;
+  private readonly ttlSeconds: number;
+
+  constructor(private readonly options: UploadsServiceOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.keyPrefix = options.keyPrefix ?? "";
+    this.ttlSeconds = options.ttlSeconds ?? DEFAULT_UPLOAD_TTL_SECONDS;
+  }
+
+  async create(request: CreateUploadRequest): Promise<UploadView> {
+    const { bytes } = request;
+    if (!Number.isSafeInteger(bytes) || bytes < 1) throw invalidArgument("bytes", "bytes must be a positive integer");
+    if (bytes > this.options.maxUploadBytes) {
+      throw tooLarge(`bytes ${bytes} is larger than the upload limit of ${this.options.maxUploadBytes} bytes`, "bytes");
+    }
+    const valid = validateUpload(
+      { filename: request.filename, purpose: request.purpose, mimeType: request.mimeType, expiresAfterSeconds: request.expiresAfterSeconds },
+      this.options.maxUploadBytes,
+    );
+    const createdAt = this.clock.now();
+    const upload: UploadRecord = {
+      id: newUploadId(),
+      filename: valid.filename,
+      purpose: valid.purpose,
+      bytes,
+      mimeType: valid.mimeType,
+      createdAt,
+      expiresAt: createdAt + this.ttlSeconds,
+      fileExpiresAfterSeconds: valid.expiresAfterSeconds ?? null,
+      status: "pending",
+      fileId: null,
+      ownerPrincipal: null,
+    };
+    await this.metadata(() => this.options.repository.insertUpload(upload));
+    return { upload: { ...upload, status: "pending" }, file: null };
+  }
+
+  async get(id: string): Promise<UploadView> {
+    return this.view(await this.load(id));
+  }
+
+  /**
+   * Stores one part. Parts may be of any size up to the part limit, may arrive in any order and
+   * in parallel, and only count once `complete` names them.
+   */
+  async addPart(id: string, chunks: AsyncIterable<Uint8Array>, options: { signal?: AbortSignal } = {}): Promise<UploadPartRecord> {
+    const upload = await this.load(id);
+    assertPending(upload, "add a part to");
+    const existing = await this.metadata(() => this.options.repository.listParts(id));
+    if (existing.length >= MAX_PARTS_PER_UPLOAD) {
+      throw invalidArgument("data", `Upload '${id}' already has ${MAX_PARTS_PER_UPLOAD} parts, the most one upload may have`);
+    }
+
+    const partId = newPartId();
+    const storageKey = `${this.keyPrefix}uploads/${id}/${partId}`;
+    const meter = new ContentMeter({
+      maxBytes: Math.min(this.options.maxPartBytes, upload.bytes),
+      subject: { param: "data", noun: "part" },
+    });
+    const stored = await this.options.store.put(storageKey, meter.wrap(chunks), {
+      contentType: "application/octet-stream",
+      signal: options.signal,
+    });
+    const part: UploadPartRecord = {
+      id: partId,
+      uploadId: id,
+      bytes: meter.bytes,
+      sha256: meter.sha256,
+      storageKey,
+      createdAt: this.clock.now(),
+    };
+    try {
+      if (meter.bytes === 0) throw invalidArgument("data", "The part is empty");
+      if (stored.bytes !== meter.bytes) {
+        throw new FilesError("internal", `Storage holds ${stored.bytes} bytes but ${meter.bytes} were received; the part was discarded`);
+      }
+      await this.metadata(() => this.options.repository.insertPart(part));
+    } catch (err) {
+      await this.removeObject(storageKey);
+      throw err;
+    }
+
+    // A cancel or complete may have won the race while this part was streaming: then the part is
+    // not wanted, and whoever ended the upload may already have cleaned up, so remove it here.
+    const now = await this.metadata(() => this.options.repository.findUpload(id));
+    if (now?.status !== "pending") {
+      await this.discardPart(part);
+      throw conflict(`Upload '${id}' is ${now ? visibleStatus(now.status) : "gone"}; the part was not added`, "upload_id");
+    }
+    return part;
+  }
+
+  /** Assembles the named parts, in the order given, into a new file. */
+  async complete(id: string, partIds: readonly string[], options: { md5?: string } = {}): Promise<UploadView> {
+    const order = checkPartIds(partIds);
+    const md5 = checkMd5(options.md5);
+    const upload = await this.load(id);
+    // Completing again is answered with the result, so a client that lost the first answer can retry.
+    if (upload.status === "completed") return this.view(upload);
+    assertPending(upload, "complete");
+
+    const parts = new Map((await this.metadata(() => this.options.repository.listParts(id))).map((p) => [p.id, p]));
+    const ordered = order.map((partId, i) => {
+      const part = parts.get(partId);
+      if (!part) throw invalidArgument("part_ids", `part_ids[${i}]: '${partId}' is not a part of upload '${id}'`);
+      return part;
+    });
+    const total = ordered.reduce((sum, p) => sum + p.bytes, 0);
+    if (total !== upload.bytes) {
+      throw invalidArgument("part_ids", `The parts add up to ${total} bytes, but the upload was created with bytes=${upload.bytes}`);
+    }
+
+    if (!(await this.metadata(() => this.options.repository.transition(id, "pending", "completing")))) {
+      assertPending(await this.load(id), "complete");
+      throw conflict(`Upload '${id}' changed while it was being completed; try again`, "upload_id");
+    }
+    let file: FileRecord;
+    try {
+      file = await this.options.files.upload(
+        {
+          filename: upload.filename,
+          purpose: upload.purpose,
+          mimeType: upload.mimeType,
+          expiresAfterSeconds: upload.fileExpiresAfterSeconds ?? undefined,
+          sizeBytes: upload.bytes,
+        },
+        this.concatenate(ordered),
+        { maxBytes: this.options.maxUploadBytes, md5 },
+      );
+    } catch (err) {
+      // Nothing was committed: the upload is pending again and its parts are still there.
+      await this.options.repository.transition(id, "completing", "pending").catch(() => {});
+      throw err;
+    }
+    try {
+      await this.metadata(() => this.options.repository.transition(id, "completing", "completed", file.id));
+    } catch (err) {
+      await this.options.files.delete(file.id).catch(() => {});
+      await this.options.repository.transition(id, "completing", "pending").catch(() => {});
+      throw err;
+    }
+    await this.discardParts(id);
+    return { upload: { ...upload, status: "completed", fileId: file.id }, file };
+  }
+
+  /** Cancels a pending upload and removes its parts; cancelling twice is not an error. */
+  async cancel(id: string): Promise<UploadView> {
+    const upload = await this.load(id);
+    if (upload.status === "cancelled") return this.view(upload);
+    assertPending(upload, "cancel");
+    if (!(await this.metadata(() => this.options.repository.transition(id, "pending", "cancelled")))) {
+      return this.cancel(id);
+    }
+    await this.discardParts(id);
+    return this.view({ ...upload, status: "cancelled" });
+  }
+
+  /**
+   * Reads an upload, expiring it on the way when its hour is up, so an expired upload never takes
+   * another part. (A background sweep may expire it sooner; this makes expiry exact without one.)
+   */
+  private async load(id: string): Promise<UploadRecord> {
+    if (!isUploadId(id)) throw notFound(id, "upload_id", "upload");
+    const upload = await this.metadata(() => this.options.repository.findUpload(id));
+    if (!upload) throw notFound(id, "upload_id", "upload");
+    if (upload.status === "pending" && this.clock.now() >= upload.expiresAt) {
+      if (await this.metadata(() => this.options.repository.transition(id, "pending", "expired"))) {
+        await this.discardParts(id);
+      }
+      return this.load(id);
+    }
+    return upload;
+  }
+
+  private async view(upload: UploadRecord): Promise<UploadView> {
+    let file: FileRecord | null = null;
+    if (upload.fileId) {
+      // The file may have been deleted or expired since: the upload then shows no file.
+      file = await this.options.files.get(upload.fileId).catch((err: unknown) => {
+        if (err instanceof FilesError && err.code === "not_found") return null;
+        throw err;
+      });
+    }
+    return { upload: { ...upload, status: visibleStatus(upload.status) }, file };
+  }
+
+  private async *concatenate(parts: readonly UploadPartRecord[]): AsyncGenerator<Uint8Array> {
+    for (const part of parts) yield* await this.options.store.get(part.storageKey, undefined);
+  }
+
+  private async discardParts(uploadId: string): Promise<void> {
+    const parts = await this.options.repository.listParts(uploadId).catch(() => []);
+    for (let i = 0; i < parts.length; i += CLEANUP_CONCURRENCY) {
+      await Promise.all(parts.slice(i, i + CLEANUP_CONCURRENCY).map((part) => this.discardPart(part)));
+    }
+  }
+
+  /** Object first: a row without its object would be a part that cannot be read. */
+  private async discardPart(part: UploadPartRecord): Promise<void> {
+    await this.removeObject(part.storageKey);
+    await this.options.repository.deletePart(part.id).catch(() => {});
+  }
+
+  private async removeObject(key: string): Promise<void> {
+    try {
+      await this.options.store.delete(key);
+    } catch (err) {
+      this.options.onOrphanedObject?.(key, err);
+    }
+  }
+
+  private metadata<T>(operation: () => Promise<T>): Promise<T> {
+    return orUnavailable("The metadata store", operation);
+  }
+}
+
+function visibleStatus(status: UploadStatus): Exclude<UploadStatus, "completing"> {
+  return status === "completing" ? "pending" : status;
+}
+
+function assertPending(upload: UploadRecord, action: string): void {
+  if (upload.status === "pending") return;
+  const why =
+    upload.status === "completing"
+      ? "is being completed by another request"
+      : upload.status === "expired"
+        ? `expired at ${new Date(upload.expiresAt * 1000).toISOString()}; create a new upload`
+        : `is already ${upload.status}`;
+  throw conflict(`Cannot ${action} upload '${upload.id}': it ${why}`, "upload_id");
+}
+
+function checkPartIds(partIds: readonly string[]): string[] {
+  if (!Array.isArray(partIds) || partIds.length === 0) throw invalidArgument("part_ids", "part_ids must list at least one part");
+  if (partIds.length > MAX_PARTS_PER_UPLOAD) {
+    throw invalidArgument("part_ids", `part_ids may list at most ${MAX_PARTS_PER_UPLOAD} parts`);
+  }
+  const seen = new Set<string>();
+  partIds.forEach((partId, i) => {
+    if (typeof partId !== "string" || !isPartId(partId)) {
+      throw invalidArgument("part_ids", `part_ids[${i}] is not a part id ('part_' and 32 hex characters)`);
+    }
+    if (seen.has(partId)) throw invalidArgument("part_ids", `part_ids[${i}]: '${partId}' is listed twice`);
+    seen.add(partId);
+  });
+  return [...partIds];
+}
+
+function checkMd5(md5: string | undefined): string | undefined {
+  if (md5 === undefined || md5 === "") return undefined;
+  const lower = md5.toLowerCase();
+  if (!MD5_HEX.test(lower)) throw invalidArgument("md5", "md5 must be 32 hex characters");
+  return lower;
+}

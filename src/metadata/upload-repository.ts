@@ -1,0 +1,60 @@
+import type { MikroORM } from "@mikro-orm/core";
+import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/knex";
+import type { UploadPartRecord, UploadRecord, UploadRepository, UploadStatus } from "../files/ports.js";
+import type { UploadPurpose } from "../files/purposes.js";
+import { UploadEntity, UploadPartEntity, type UploadRow } from "./upload-entities.js";
+
+/** UploadRepository on MikroORM; shares the ORM (and its pool) with the files repository. */
+export class MikroOrmUploadRepository implements UploadRepository {
+  constructor(private readonly orm: MikroORM<AbstractSqlDriver>) {}
+
+  private em(): SqlEntityManager {
+    return this.orm.em.fork() as SqlEntityManager;
+  }
+
+  async insertUpload(upload: UploadRecord): Promise<void> {
+    await this.em().insert(UploadEntity, { ...upload });
+  }
+
+  async findUpload(id: string): Promise<UploadRecord | undefined> {
+    const row = await this.em().findOne(UploadEntity, { id });
+    return row ? toUpload(row) : undefined;
+  }
+
+  async transition(id: string, from: UploadStatus, to: UploadStatus, fileId?: string): Promise<boolean> {
+    // One conditional UPDATE: the database decides which of two racing requests wins.
+    const changes: Partial<UploadRow> = fileId === undefined ? { status: to } : { status: to, fileId };
+    const updated = await this.em().nativeUpdate(UploadEntity, { id, status: from }, changes);
+    return updated === 1;
+  }
+
+  async insertPart(part: UploadPartRecord): Promise<void> {
+    await this.em().insert(UploadPartEntity, { ...part });
+  }
+
+  async listParts(uploadId: string): Promise<UploadPartRecord[]> {
+    const rows = await this.em().find(UploadPartEntity, { uploadId }, { orderBy: { createdAt: "asc", id: "asc" } });
+    return rows.map((row) => ({ ...row, bytes: Number(row.bytes), createdAt: Number(row.createdAt) }));
+  }
+
+  async deletePart(partId: string): Promise<void> {
+    await this.em().nativeDelete(UploadPartEntity, { id: partId });
+  }
+}
+
+function toUpload(row: UploadRow): UploadRecord {
+  return {
+    id: row.id,
+    filename: row.filename,
+    // Rows are only written by this service, which validates both.
+    purpose: row.purpose as UploadPurpose,
+    bytes: Number(row.bytes),
+    mimeType: row.mimeType,
+    createdAt: Number(row.createdAt),
+    expiresAt: Number(row.expiresAt),
+    fileExpiresAfterSeconds: row.fileExpiresAfterSeconds == null ? null : Number(row.fileExpiresAfterSeconds),
+    status: row.status as UploadStatus,
+    fileId: row.fileId ?? null,
+    ownerPrincipal: row.ownerPrincipal ?? null,
+  };
+}
