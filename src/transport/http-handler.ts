@@ -5,6 +5,7 @@ import type { FilesService } from "../files/files-service.js";
 import type { UploadsService } from "../files/uploads-service.js";
 import { errorInterceptor } from "./connect/error-interceptor.js";
 import { filesHandlers } from "./connect/files-handlers.js";
+import { uploadsHandlers } from "./connect/uploads-handlers.js";
 import { logInterceptor } from "./connect/log-interceptor.js";
 import { withSpecGrpcMessageEncoding } from "./grpc-message-encoding.js";
 import { serveRest } from "./rest/router.js";
@@ -28,7 +29,7 @@ export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
   const { logger } = options;
   const onUnexpected = (err: unknown) => logger.error({ err }, "a call failed on the server side");
   return withSpecGrpcMessageEncoding(connectNodeAdapter({
-    routes: (router) => router.service(FilesServiceDesc, filesHandlers(options.files)),
+    routes: (router) => router.service(FilesServiceDesc, { ...filesHandlers(options.files), ...uploadsHandlers(options.uploads) }),
     interceptors: [logInterceptor(logger), errorInterceptor(onUnexpected)],
     readMaxBytes: options.maxMessageBytes,
     // Compressed requests are still accepted, but responses are never compressed: file bytes are

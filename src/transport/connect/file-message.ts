@@ -28,6 +28,10 @@ export function purposeName(purpose: FilePurpose): string {
   return ENUM_TO_PURPOSE.get(purpose) ?? `FilePurpose(${purpose})`;
 }
 
+export function purposeMessage(purpose: Purpose): FilePurpose {
+  return PURPOSE_TO_ENUM[purpose];
+}
+
 export function toFileMessage(record: FileRecord): File {
   return create(FileSchema, {
     id: record.id,

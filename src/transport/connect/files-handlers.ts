@@ -17,8 +17,10 @@ import { purposeName, toFileMessage } from "./file-message.js";
  */
 const DOWNLOAD_CHUNK = 256 * 1024 - 64;
 
-/** FilesService RPCs, each a thin translation onto the core. */
-export function filesHandlers(files: FilesService): ServiceImpl<typeof FilesServiceDesc> {
+type FileRpcs = Pick<ServiceImpl<typeof FilesServiceDesc>, "uploadFile" | "downloadFile" | "getFile" | "listFiles" | "deleteFile">;
+
+/** The Files RPCs, each a thin translation onto the core. */
+export function filesHandlers(files: FilesService): FileRpcs {
   return {
     async uploadFile(requests, ctx) {
       const messages = requests[Symbol.asyncIterator]();

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file files/v1/files.proto.
  */
 export const file_files_v1_files: GenFile = /*@__PURE__*/
-  fileDesc("ChRmaWxlcy92MS9maWxlcy5wcm90bxIIZmlsZXMudjEiTQoMRXhwaXJlc0FmdGVyEiwKBmFuY2hvchgBIAEoDjIcLmZpbGVzLnYxLkV4cGlyZXNBZnRlckFuY2hvchIPCgdzZWNvbmRzGAIgASgDIuABCgRGaWxlEgoKAmlkGAEgASgJEg0KBWJ5dGVzGAIgASgDEhIKCmNyZWF0ZWRfYXQYAyABKAMSFwoKZXhwaXJlc19hdBgEIAEoA0gAiAEBEhAKCGZpbGVuYW1lGAUgASgJEiYKB3B1cnBvc2UYBiABKA4yFS5maWxlcy52MS5GaWxlUHVycG9zZRIRCgltaW1lX3R5cGUYByABKAkSDgoGc2hhMjU2GAggASgJEiQKBnN0YXR1cxgJIAEoDjIULmZpbGVzLnYxLkZpbGVTdGF0dXNCDQoLX2V4cGlyZXNfYXQi2AEKElVwbG9hZEZpbGVNZXRhZGF0YRIQCghmaWxlbmFtZRgBIAEoCRImCgdwdXJwb3NlGAIgASgOMhUuZmlsZXMudjEuRmlsZVB1cnBvc2USEQoJbWltZV90eXBlGAMgASgJEi0KDWV4cGlyZXNfYWZ0ZXIYBCABKAsyFi5maWxlcy52MS5FeHBpcmVzQWZ0ZXISFwoKc2l6ZV9ieXRlcxgFIAEoA0gAiAEBEhMKBnNoYTI1NhgGIAEoCUgBiAEBQg0KC19zaXplX2J5dGVzQgkKB19zaGEyNTYiYQoRVXBsb2FkRmlsZVJlcXVlc3QSMAoIbWV0YWRhdGEYASABKAsyHC5maWxlcy52MS5VcGxvYWRGaWxlTWV0YWRhdGFIABIPCgVjaHVuaxgCIAEoDEgAQgkKB3BheWxvYWQiMgoSVXBsb2FkRmlsZVJlc3BvbnNlEhwKBGZpbGUYASABKAsyDi5maWxlcy52MS5GaWxlIlYKE0Rvd25sb2FkRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAMSEwoGbGVuZ3RoGAMgASgDSACIAQFCCQoHX2xlbmd0aCJSChREb3dubG9hZEZpbGVSZXNwb25zZRIeCgRmaWxlGAEgASgLMg4uZmlsZXMudjEuRmlsZUgAEg8KBWNodW5rGAIgASgMSABCCQoHcGF5bG9hZCIhCg5HZXRGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIi8KD0dldEZpbGVSZXNwb25zZRIcCgRmaWxlGAEgASgLMg4uZmlsZXMudjEuRmlsZSKLAQoQTGlzdEZpbGVzUmVxdWVzdBINCgVhZnRlchgBIAEoCRISCgVsaW1pdBgCIAEoBUgAiAEBEiIKBW9yZGVyGAMgASgOMhMuZmlsZXMudjEuTGlzdE9yZGVyEiYKB3B1cnBvc2UYBCABKA4yFS5maWxlcy52MS5GaWxlUHVycG9zZUIICgZfbGltaXQiiQEKEUxpc3RGaWxlc1Jlc3BvbnNlEhwKBGRhdGEYASADKAsyDi5maWxlcy52MS5GaWxlEhAKCGhhc19tb3JlGAIgASgIEhUKCGZpcnN0X2lkGAMgASgJSACIAQESFAoHbGFzdF9pZBgEIAEoCUgBiAEBQgsKCV9maXJzdF9pZEIKCghfbGFzdF9pZCIkChFEZWxldGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIjEKEkRlbGV0ZUZpbGVSZXNwb25zZRIKCgJpZBgBIAEoCRIPCgdkZWxldGVkGAIgASgIKrACCgtGaWxlUHVycG9zZRIcChhGSUxFX1BVUlBPU0VfVU5TUEVDSUZJRUQQABIbChdGSUxFX1BVUlBPU0VfQVNTSVNUQU5UUxABEiIKHkZJTEVfUFVSUE9TRV9BU1NJU1RBTlRTX09VVFBVVBACEhYKEkZJTEVfUFVSUE9TRV9CQVRDSBADEh0KGUZJTEVfUFVSUE9TRV9CQVRDSF9PVVRQVVQQBBIaChZGSUxFX1BVUlBPU0VfRklORV9UVU5FEAUSIgoeRklMRV9QVVJQT1NFX0ZJTkVfVFVORV9SRVNVTFRTEAYSFwoTRklMRV9QVVJQT1NFX1ZJU0lPThAHEhoKFkZJTEVfUFVSUE9TRV9VU0VSX0RBVEEQCBIWChJGSUxFX1BVUlBPU0VfRVZBTFMQCSp1CgpGaWxlU3RhdHVzEhsKF0ZJTEVfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoURklMRV9TVEFUVVNfVVBMT0FERUQQARIZChVGSUxFX1NUQVRVU19QUk9DRVNTRUQQAhIVChFGSUxFX1NUQVRVU19FUlJPUhADKl8KEkV4cGlyZXNBZnRlckFuY2hvchIkCiBFWFBJUkVTX0FGVEVSX0FOQ0hPUl9VTlNQRUNJRklFRBAAEiMKH0VYUElSRVNfQUZURVJfQU5DSE9SX0NSRUFURURfQVQQASpQCglMaXN0T3JkZXISGgoWTElTVF9PUkRFUl9VTlNQRUNJRklFRBAAEhIKDkxJU1RfT1JERVJfQVNDEAESEwoPTElTVF9PUkRFUl9ERVNDEAIy+QIKDEZpbGVzU2VydmljZRJJCgpVcGxvYWRGaWxlEhsuZmlsZXMudjEuVXBsb2FkRmlsZVJlcXVlc3QaHC5maWxlcy52MS5VcGxvYWRGaWxlUmVzcG9uc2UoARJPCgxEb3dubG9hZEZpbGUSHS5maWxlcy52MS5Eb3dubG9hZEZpbGVSZXF1ZXN0Gh4uZmlsZXMudjEuRG93bmxvYWRGaWxlUmVzcG9uc2UwARI+CgdHZXRGaWxlEhguZmlsZXMudjEuR2V0RmlsZVJlcXVlc3QaGS5maWxlcy52MS5HZXRGaWxlUmVzcG9uc2USRAoJTGlzdEZpbGVzEhouZmlsZXMudjEuTGlzdEZpbGVzUmVxdWVzdBobLmZpbGVzLnYxLkxpc3RGaWxlc1Jlc3BvbnNlEkcKCkRlbGV0ZUZpbGUSGy5maWxlcy52MS5EZWxldGVGaWxlUmVxdWVzdBocLmZpbGVzLnYxLkRlbGV0ZUZpbGVSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChRmaWxlcy92MS9maWxlcy5wcm90bxIIZmlsZXMudjEiTQoMRXhwaXJlc0FmdGVyEiwKBmFuY2hvchgBIAEoDjIcLmZpbGVzLnYxLkV4cGlyZXNBZnRlckFuY2hvchIPCgdzZWNvbmRzGAIgASgDIuABCgRGaWxlEgoKAmlkGAEgASgJEg0KBWJ5dGVzGAIgASgDEhIKCmNyZWF0ZWRfYXQYAyABKAMSFwoKZXhwaXJlc19hdBgEIAEoA0gAiAEBEhAKCGZpbGVuYW1lGAUgASgJEiYKB3B1cnBvc2UYBiABKA4yFS5maWxlcy52MS5GaWxlUHVycG9zZRIRCgltaW1lX3R5cGUYByABKAkSDgoGc2hhMjU2GAggASgJEiQKBnN0YXR1cxgJIAEoDjIULmZpbGVzLnYxLkZpbGVTdGF0dXNCDQoLX2V4cGlyZXNfYXQi2AEKElVwbG9hZEZpbGVNZXRhZGF0YRIQCghmaWxlbmFtZRgBIAEoCRImCgdwdXJwb3NlGAIgASgOMhUuZmlsZXMudjEuRmlsZVB1cnBvc2USEQoJbWltZV90eXBlGAMgASgJEi0KDWV4cGlyZXNfYWZ0ZXIYBCABKAsyFi5maWxlcy52MS5FeHBpcmVzQWZ0ZXISFwoKc2l6ZV9ieXRlcxgFIAEoA0gAiAEBEhMKBnNoYTI1NhgGIAEoCUgBiAEBQg0KC19zaXplX2J5dGVzQgkKB19zaGEyNTYiYQoRVXBsb2FkRmlsZVJlcXVlc3QSMAoIbWV0YWRhdGEYASABKAsyHC5maWxlcy52MS5VcGxvYWRGaWxlTWV0YWRhdGFIABIPCgVjaHVuaxgCIAEoDEgAQgkKB3BheWxvYWQiMgoSVXBsb2FkRmlsZVJlc3BvbnNlEhwKBGZpbGUYASABKAsyDi5maWxlcy52MS5GaWxlIlYKE0Rvd25sb2FkRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAMSEwoGbGVuZ3RoGAMgASgDSACIAQFCCQoHX2xlbmd0aCJSChREb3dubG9hZEZpbGVSZXNwb25zZRIeCgRmaWxlGAEgASgLMg4uZmlsZXMudjEuRmlsZUgAEg8KBWNodW5rGAIgASgMSABCCQoHcGF5bG9hZCIhCg5HZXRGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIi8KD0dldEZpbGVSZXNwb25zZRIcCgRmaWxlGAEgASgLMg4uZmlsZXMudjEuRmlsZSKLAQoQTGlzdEZpbGVzUmVxdWVzdBINCgVhZnRlchgBIAEoCRISCgVsaW1pdBgCIAEoBUgAiAEBEiIKBW9yZGVyGAMgASgOMhMuZmlsZXMudjEuTGlzdE9yZGVyEiYKB3B1cnBvc2UYBCABKA4yFS5maWxlcy52MS5GaWxlUHVycG9zZUIICgZfbGltaXQiiQEKEUxpc3RGaWxlc1Jlc3BvbnNlEhwKBGRhdGEYASADKAsyDi5maWxlcy52MS5GaWxlEhAKCGhhc19tb3JlGAIgASgIEhUKCGZpcnN0X2lkGAMgASgJSACIAQESFAoHbGFzdF9pZBgEIAEoCUgBiAEBQgsKCV9maXJzdF9pZEIKCghfbGFzdF9pZCIkChFEZWxldGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIjEKEkRlbGV0ZUZpbGVSZXNwb25zZRIKCgJpZBgBIAEoCRIPCgdkZWxldGVkGAIgASgIIt4BCgZVcGxvYWQSCgoCaWQYASABKAkSEAoIZmlsZW5hbWUYAiABKAkSJgoHcHVycG9zZRgDIAEoDjIVLmZpbGVzLnYxLkZpbGVQdXJwb3NlEg0KBWJ5dGVzGAQgASgDEhEKCW1pbWVfdHlwZRgFIAEoCRISCgpjcmVhdGVkX2F0GAYgASgDEhIKCmV4cGlyZXNfYXQYByABKAMSJgoGc3RhdHVzGAggASgOMhYuZmlsZXMudjEuVXBsb2FkU3RhdHVzEhwKBGZpbGUYCSABKAsyDi5maWxlcy52MS5GaWxlIl4KClVwbG9hZFBhcnQSCgoCaWQYASABKAkSEQoJdXBsb2FkX2lkGAIgASgJEhIKCmNyZWF0ZWRfYXQYAyABKAMSDQoFYnl0ZXMYBCABKAMSDgoGc2hhMjU2GAUgASgJIqABChNDcmVhdGVVcGxvYWRSZXF1ZXN0EhAKCGZpbGVuYW1lGAEgASgJEiYKB3B1cnBvc2UYAiABKA4yFS5maWxlcy52MS5GaWxlUHVycG9zZRINCgVieXRlcxgDIAEoAxIRCgltaW1lX3R5cGUYBCABKAkSLQoNZXhwaXJlc19hZnRlchgFIAEoCzIWLmZpbGVzLnYxLkV4cGlyZXNBZnRlciI4ChRDcmVhdGVVcGxvYWRSZXNwb25zZRIgCgZ1cGxvYWQYASABKAsyEC5maWxlcy52MS5VcGxvYWQiNwoUQWRkVXBsb2FkUGFydFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEgwKBGRhdGEYAiABKAwiOwoVQWRkVXBsb2FkUGFydFJlc3BvbnNlEiIKBHBhcnQYASABKAsyFC5maWxlcy52MS5VcGxvYWRQYXJ0IkkKFUNvbXBsZXRlVXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkSEAoIcGFydF9pZHMYAiADKAkSCwoDbWQ1GAMgASgJIjoKFkNvbXBsZXRlVXBsb2FkUmVzcG9uc2USIAoGdXBsb2FkGAEgASgLMhAuZmlsZXMudjEuVXBsb2FkIigKE0NhbmNlbFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJIjgKFENhbmNlbFVwbG9hZFJlc3BvbnNlEiAKBnVwbG9hZBgBIAEoCzIQLmZpbGVzLnYxLlVwbG9hZCIlChBHZXRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSI1ChFHZXRVcGxvYWRSZXNwb25zZRIgCgZ1cGxvYWQYASABKAsyEC5maWxlcy52MS5VcGxvYWQqsAIKC0ZpbGVQdXJwb3NlEhwKGEZJTEVfUFVSUE9TRV9VTlNQRUNJRklFRBAAEhsKF0ZJTEVfUFVSUE9TRV9BU1NJU1RBTlRTEAESIgoeRklMRV9QVVJQT1NFX0FTU0lTVEFOVFNfT1VUUFVUEAISFgoSRklMRV9QVVJQT1NFX0JBVENIEAMSHQoZRklMRV9QVVJQT1NFX0JBVENIX09VVFBVVBAEEhoKFkZJTEVfUFVSUE9TRV9GSU5FX1RVTkUQBRIiCh5GSUxFX1BVUlBPU0VfRklORV9UVU5FX1JFU1VMVFMQBhIXChNGSUxFX1BVUlBPU0VfVklTSU9OEAcSGgoWRklMRV9QVVJQT1NFX1VTRVJfREFUQRAIEhYKEkZJTEVfUFVSUE9TRV9FVkFMUxAJKnUKCkZpbGVTdGF0dXMSGwoXRklMRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRGSUxFX1NUQVRVU19VUExPQURFRBABEhkKFUZJTEVfU1RBVFVTX1BST0NFU1NFRBACEhUKEUZJTEVfU1RBVFVTX0VSUk9SEAMqXwoSRXhwaXJlc0FmdGVyQW5jaG9yEiQKIEVYUElSRVNfQUZURVJfQU5DSE9SX1VOU1BFQ0lGSUVEEAASIwofRVhQSVJFU19BRlRFUl9BTkNIT1JfQ1JFQVRFRF9BVBABKlAKCUxpc3RPcmRlchIaChZMSVNUX09SREVSX1VOU1BFQ0lGSUVEEAASEgoOTElTVF9PUkRFUl9BU0MQARITCg9MSVNUX09SREVSX0RFU0MQAiqdAQoMVXBsb2FkU3RhdHVzEh0KGVVQTE9BRF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVVUExPQURfU1RBVFVTX1BFTkRJTkcQARIbChdVUExPQURfU1RBVFVTX0NPTVBMRVRFRBACEhsKF1VQTE9BRF9TVEFUVVNfQ0FOQ0VMTEVEEAMSGQoVVVBMT0FEX1NUQVRVU19FWFBJUkVEEAQyhAYKDEZpbGVzU2VydmljZRJJCgpVcGxvYWRGaWxlEhsuZmlsZXMudjEuVXBsb2FkRmlsZVJlcXVlc3QaHC5maWxlcy52MS5VcGxvYWRGaWxlUmVzcG9uc2UoARJPCgxEb3dubG9hZEZpbGUSHS5maWxlcy52MS5Eb3dubG9hZEZpbGVSZXF1ZXN0Gh4uZmlsZXMudjEuRG93bmxvYWRGaWxlUmVzcG9uc2UwARI+CgdHZXRGaWxlEhguZmlsZXMudjEuR2V0RmlsZVJlcXVlc3QaGS5maWxlcy52MS5HZXRGaWxlUmVzcG9uc2USRAoJTGlzdEZpbGVzEhouZmlsZXMudjEuTGlzdEZpbGVzUmVxdWVzdBobLmZpbGVzLnYxLkxpc3RGaWxlc1Jlc3BvbnNlEkcKCkRlbGV0ZUZpbGUSGy5maWxlcy52MS5EZWxldGVGaWxlUmVxdWVzdBocLmZpbGVzLnYxLkRlbGV0ZUZpbGVSZXNwb25zZRJNCgxDcmVhdGVVcGxvYWQSHS5maWxlcy52MS5DcmVhdGVVcGxvYWRSZXF1ZXN0Gh4uZmlsZXMudjEuQ3JlYXRlVXBsb2FkUmVzcG9uc2USUAoNQWRkVXBsb2FkUGFydBIeLmZpbGVzLnYxLkFkZFVwbG9hZFBhcnRSZXF1ZXN0Gh8uZmlsZXMudjEuQWRkVXBsb2FkUGFydFJlc3BvbnNlElMKDkNvbXBsZXRlVXBsb2FkEh8uZmlsZXMudjEuQ29tcGxldGVVcGxvYWRSZXF1ZXN0GiAuZmlsZXMudjEuQ29tcGxldGVVcGxvYWRSZXNwb25zZRJNCgxDYW5jZWxVcGxvYWQSHS5maWxlcy52MS5DYW5jZWxVcGxvYWRSZXF1ZXN0Gh4uZmlsZXMudjEuQ2FuY2VsVXBsb2FkUmVzcG9uc2USRAoJR2V0VXBsb2FkEhouZmlsZXMudjEuR2V0VXBsb2FkUmVxdWVzdBobLmZpbGVzLnYxLkdldFVwbG9hZFJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * ExpiresAfter sets when a file expires: `seconds` after the anchor.
@@ -413,6 +413,337 @@ export const DeleteFileResponseSchema: GenMessage<DeleteFileResponse> = /*@__PUR
   messageDesc(file_files_v1_files, 12);
 
 /**
+ * Upload is a file being sent in parts.
+ *
+ * @generated from message files.v1.Upload
+ */
+export type Upload = Message<"files.v1.Upload"> & {
+  /**
+   * "upload_" followed by 32 lowercase hex characters.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string filename = 2;
+   */
+  filename: string;
+
+  /**
+   * @generated from field: files.v1.FilePurpose purpose = 3;
+   */
+  purpose: FilePurpose;
+
+  /**
+   * The total size the parts must add up to.
+   *
+   * @generated from field: int64 bytes = 4;
+   */
+  bytes: bigint;
+
+  /**
+   * @generated from field: string mime_type = 5;
+   */
+  mimeType: string;
+
+  /**
+   * Unix seconds.
+   *
+   * @generated from field: int64 created_at = 6;
+   */
+  createdAt: bigint;
+
+  /**
+   * Unix seconds: when the upload lapses unless completed.
+   *
+   * @generated from field: int64 expires_at = 7;
+   */
+  expiresAt: bigint;
+
+  /**
+   * @generated from field: files.v1.UploadStatus status = 8;
+   */
+  status: UploadStatus;
+
+  /**
+   * The assembled file, once completed (absent if it has since been deleted).
+   *
+   * @generated from field: files.v1.File file = 9;
+   */
+  file?: File | undefined;
+};
+
+/**
+ * Describes the message files.v1.Upload.
+ * Use `create(UploadSchema)` to create a new message.
+ */
+export const UploadSchema: GenMessage<Upload> = /*@__PURE__*/
+  messageDesc(file_files_v1_files, 13);
+
+/**
+ * UploadPart is one stored part of an Upload.
+ *
+ * @generated from message files.v1.UploadPart
+ */
+export type UploadPart = Message<"files.v1.UploadPart"> & {
+  /**
+   * "part_" followed by 32 lowercase hex characters.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string upload_id = 2;
+   */
+  uploadId: string;
+
+  /**
+   * Unix seconds.
+   *
+   * @generated from field: int64 created_at = 3;
+   */
+  createdAt: bigint;
+
+  /**
+   * @generated from field: int64 bytes = 4;
+   */
+  bytes: bigint;
+
+  /**
+   * Lowercase hex SHA-256 of the part.
+   *
+   * @generated from field: string sha256 = 5;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message files.v1.UploadPart.
+ * Use `create(UploadPartSchema)` to create a new message.
+ */
+export const UploadPartSchema: GenMessage<UploadPart> = /*@__PURE__*/
+  messageDesc(file_files_v1_files, 14);
+
+/**
+ * @generated from message files.v1.CreateUploadRequest
+ */
+export type CreateUploadRequest = Message<"files.v1.CreateUploadRequest"> & {
+  /**
+   * @generated from field: string filename = 1;
+   */
+  filename: string;
+
+  /**
+   * @generated from field: files.v1.FilePurpose purpose = 2;
+   */
+  purpose: FilePurpose;
+
+  /**
+   * The file's total size: 1 byte up to the upload limit (8 GiB by default).
+   *
+   * @generated from field: int64 bytes = 3;
+   */
+  bytes: bigint;
+
+  /**
+   * Defaults to "application/octet-stream".
+   *
+   * @generated from field: string mime_type = 4;
+   */
+  mimeType: string;
+
+  /**
+   * The expiry of the finished file; absent means the purpose's default.
+   *
+   * @generated from field: files.v1.ExpiresAfter expires_after = 5;
+   */
+  expiresAfter?: ExpiresAfter | undefined;
+};
+
+/**
+ * Describes the message files.v1.CreateUploadRequest.
+ * Use `create(CreateUploadRequestSchema)` to create a new message.
+ */
+export const CreateUploadRequestSchema: GenMessage<CreateUploadRequest> = /*@__PURE__*/
+  messageDesc(file_files_v1_files, 15);
+
+/**
+ * @generated from message files.v1.CreateUploadResponse
+ */
+export type CreateUploadResponse = Message<"files.v1.CreateUploadResponse"> & {
+  /**
+   * @generated from field: files.v1.Upload upload = 1;
+   */
+  upload?: Upload | undefined;
+};
+
+/**
+ * Describes the message files.v1.CreateUploadResponse.
+ * Use `create(CreateUploadResponseSchema)` to create a new message.
+ */
+export const CreateUploadResponseSchema: GenMessage<CreateUploadResponse> = /*@__PURE__*/
+  messageDesc(file_files_v1_files, 16);
+
+/**
+ * @generated from message files.v1.AddUploadPartRequest
+ */
+export type AddUploadPartRequest = Message<"files.v1.AddUploadPartRequest"> & {
+  /**
+   * @generated from field: string upload_id = 1;
+   */
+  uploadId: string;
+
+  /**
+   * The part's bytes; one message, so at most the server's message limit.
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message files.v1.AddUploadPartRequest.
+ * Use `create(AddUploadPartRequestSchema)` to create a new message.
+ */
+export const AddUploadPartRequestSchema: GenMessage<AddUploadPartRequest> = /*@__PURE__*/
+  messageDesc(file_files_v1_files, 17);
+
+/**
+ * @generated from message files.v1.AddUploadPartResponse
+ */
+export type AddUploadPartResponse = Message<"files.v1.AddUploadPartResponse"> & {
+  /**
+   * @generated from field: files.v1.UploadPart part = 1;
+   */
+  part?: UploadPart | undefined;
+};
+
+/**
+ * Describes the message files.v1.AddUploadPartResponse.
+ * Use `create(AddUploadPartResponseSchema)` to create a new message.
+ */
+export const AddUploadPartResponseSchema: GenMessage<AddUploadPartResponse> = /*@__PURE__*/
+  messageDesc(file_files_v1_files, 18);
+
+/**
+ * @generated from message files.v1.CompleteUploadRequest
+ */
+export type CompleteUploadRequest = Message<"files.v1.CompleteUploadRequest"> & {
+  /**
+   * @generated from field: string upload_id = 1;
+   */
+  uploadId: string;
+
+  /**
+   * The parts in file order.
+   *
+   * @generated from field: repeated string part_ids = 2;
+   */
+  partIds: string[];
+
+  /**
+   * Optional lowercase or uppercase hex MD5 of the whole file, verified.
+   *
+   * @generated from field: string md5 = 3;
+   */
+  md5: string;
+};
+
+/**
+ * Describes the message files.v1.CompleteUploadRequest.
+ * Use `create(CompleteUploadRequestSchema)` to create a new message.
+ */
+export const CompleteUploadRequestSchema: GenMessage<CompleteUploadRequest> = /*@__PURE__*/
+  messageDesc(file_files_v1_files, 19);
+
+/**
+ * @generated from message files.v1.CompleteUploadResponse
+ */
+export type CompleteUploadResponse = Message<"files.v1.CompleteUploadResponse"> & {
+  /**
+   * @generated from field: files.v1.Upload upload = 1;
+   */
+  upload?: Upload | undefined;
+};
+
+/**
+ * Describes the message files.v1.CompleteUploadResponse.
+ * Use `create(CompleteUploadResponseSchema)` to create a new message.
+ */
+export const CompleteUploadResponseSchema: GenMessage<CompleteUploadResponse> = /*@__PURE__*/
+  messageDesc(file_files_v1_files, 20);
+
+/**
+ * @generated from message files.v1.CancelUploadRequest
+ */
+export type CancelUploadRequest = Message<"files.v1.CancelUploadRequest"> & {
+  /**
+   * @generated from field: string upload_id = 1;
+   */
+  uploadId: string;
+};
+
+/**
+ * Describes the message files.v1.CancelUploadRequest.
+ * Use `create(CancelUploadRequestSchema)` to create a new message.
+ */
+export const CancelUploadRequestSchema: GenMessage<CancelUploadRequest> = /*@__PURE__*/
+  messageDesc(file_files_v1_files, 21);
+
+/**
+ * @generated from message files.v1.CancelUploadResponse
+ */
+export type CancelUploadResponse = Message<"files.v1.CancelUploadResponse"> & {
+  /**
+   * @generated from field: files.v1.Upload upload = 1;
+   */
+  upload?: Upload | undefined;
+};
+
+/**
+ * Describes the message files.v1.CancelUploadResponse.
+ * Use `create(CancelUploadResponseSchema)` to create a new message.
+ */
+export const CancelUploadResponseSchema: GenMessage<CancelUploadResponse> = /*@__PURE__*/
+  messageDesc(file_files_v1_files, 22);
+
+/**
+ * @generated from message files.v1.GetUploadRequest
+ */
+export type GetUploadRequest = Message<"files.v1.GetUploadRequest"> & {
+  /**
+   * @generated from field: string upload_id = 1;
+   */
+  uploadId: string;
+};
+
+/**
+ * Describes the message files.v1.GetUploadRequest.
+ * Use `create(GetUploadRequestSchema)` to create a new message.
+ */
+export const GetUploadRequestSchema: GenMessage<GetUploadRequest> = /*@__PURE__*/
+  messageDesc(file_files_v1_files, 23);
+
+/**
+ * @generated from message files.v1.GetUploadResponse
+ */
+export type GetUploadResponse = Message<"files.v1.GetUploadResponse"> & {
+  /**
+   * @generated from field: files.v1.Upload upload = 1;
+   */
+  upload?: Upload | undefined;
+};
+
+/**
+ * Describes the message files.v1.GetUploadResponse.
+ * Use `create(GetUploadResponseSchema)` to create a new message.
+ */
+export const GetUploadResponseSchema: GenMessage<GetUploadResponse> = /*@__PURE__*/
+  messageDesc(file_files_v1_files, 24);
+
+/**
  * FilePurpose is the OpenAI purpose of a file. Uploads accept ASSISTANTS,
  * BATCH, FINE_TUNE, VISION, USER_DATA and EVALS; the *_OUTPUT and
  * *_RESULTS purposes are only ever produced by a server.
@@ -584,6 +915,48 @@ export const ListOrderSchema: GenEnum<ListOrder> = /*@__PURE__*/
   enumDesc(file_files_v1_files, 3);
 
 /**
+ * UploadStatus is the state of an Upload, as OpenAI names them.
+ *
+ * @generated from enum files.v1.UploadStatus
+ */
+export enum UploadStatus {
+  /**
+   * @generated from enum value: UPLOAD_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Taking parts (also while a CompleteUpload is assembling them).
+   *
+   * @generated from enum value: UPLOAD_STATUS_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * @generated from enum value: UPLOAD_STATUS_COMPLETED = 2;
+   */
+  COMPLETED = 2,
+
+  /**
+   * @generated from enum value: UPLOAD_STATUS_CANCELLED = 3;
+   */
+  CANCELLED = 3,
+
+  /**
+   * Not completed within its hour; its parts are removed.
+   *
+   * @generated from enum value: UPLOAD_STATUS_EXPIRED = 4;
+   */
+  EXPIRED = 4,
+}
+
+/**
+ * Describes the enum files.v1.UploadStatus.
+ */
+export const UploadStatusSchema: GenEnum<UploadStatus> = /*@__PURE__*/
+  enumDesc(file_files_v1_files, 4);
+
+/**
  * FilesService stores files in S3 (or a local directory) and their metadata in SQL.
  * It mirrors the OpenAI Files API, with streaming uploads and downloads.
  *
@@ -642,6 +1015,60 @@ export const FilesService: GenService<{
     methodKind: "unary";
     input: typeof DeleteFileRequestSchema;
     output: typeof DeleteFileResponseSchema;
+  },
+  /**
+   * CreateUpload starts a file sent in parts (OpenAI's Uploads API). Every
+   * Uploads call is unary, so browsers, which cannot stream a request body,
+   * can send files larger than one message. An upload lapses after one hour.
+   *
+   * @generated from rpc files.v1.FilesService.CreateUpload
+   */
+  createUpload: {
+    methodKind: "unary";
+    input: typeof CreateUploadRequestSchema;
+    output: typeof CreateUploadResponseSchema;
+  },
+  /**
+   * AddUploadPart stores one part. Parts may be of any size up to the part
+   * limit, and may arrive in any order and in parallel.
+   *
+   * @generated from rpc files.v1.FilesService.AddUploadPart
+   */
+  addUploadPart: {
+    methodKind: "unary";
+    input: typeof AddUploadPartRequestSchema;
+    output: typeof AddUploadPartResponseSchema;
+  },
+  /**
+   * CompleteUpload assembles the named parts, in the order given, into a
+   * file. Their sizes must add up to the upload's `bytes`.
+   *
+   * @generated from rpc files.v1.FilesService.CompleteUpload
+   */
+  completeUpload: {
+    methodKind: "unary";
+    input: typeof CompleteUploadRequestSchema;
+    output: typeof CompleteUploadResponseSchema;
+  },
+  /**
+   * CancelUpload stops a pending upload and removes its parts.
+   *
+   * @generated from rpc files.v1.FilesService.CancelUpload
+   */
+  cancelUpload: {
+    methodKind: "unary";
+    input: typeof CancelUploadRequestSchema;
+    output: typeof CancelUploadResponseSchema;
+  },
+  /**
+   * GetUpload returns an upload's state, and its file once completed.
+   *
+   * @generated from rpc files.v1.FilesService.GetUpload
+   */
+  getUpload: {
+    methodKind: "unary";
+    input: typeof GetUploadRequestSchema;
+    output: typeof GetUploadResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_files_v1_files, 0);
