@@ -2,11 +2,12 @@
 import { MiB } from "./payload.js";
 
 export type Operation = "upload" | "download";
-export type Path = "direct" | "connect" | "grpcJs" | "connectIdentity";
+export type Path = "direct" | "connect" | "rest" | "grpcJs" | "connectIdentity";
 
 export const PATH_LABELS: Record<Path, string> = {
   direct: "direct S3",
   connect: "service (connect-node gRPC)",
+  rest: "service (REST multipart)",
   grpcJs: "service (@grpc/grpc-js)",
   connectIdentity: "service (connect-node, no compression)",
 };
@@ -63,7 +64,7 @@ export function summarize(samples: Sample[]): Summary[] {
   const best = (path: Path, operation: Operation) =>
     Math.max(...samples.filter((s) => s.path === path && s.operation === operation).map((s) => s.mibPerSecond));
   for (const operation of ["upload", "download"] as const) {
-    for (const path of ["direct", "connect", "grpcJs", "connectIdentity"] as const) {
+    for (const path of ["direct", "connect", "rest", "grpcJs", "connectIdentity"] as const) {
       const mine = samples.filter((s) => s.path === path && s.operation === operation);
       if (mine.length === 0) continue;
       const bestMibPerSecond = best(path, operation);

@@ -1,5 +1,6 @@
 /**
- * Upload/download throughput of the Files service against direct S3, plus server memory.
+ * Upload/download throughput of the Files service (gRPC streaming and REST multipart) against
+ * direct S3, plus server memory.
  *
  *   npm run bench -- [--size-mib 256] [--runs 2] [--grpc-js] [--identity] [--direct-multipart]
  *
@@ -35,6 +36,7 @@ import {
   type S3Target,
 } from "./clients.js";
 import { MiB, Payload } from "./payload.js";
+import { restBenchClient } from "./rest-client.js";
 import { cpuSeconds, findProcess, peakRssBytes, rssBytes, RssSampler, verifyNodeProcess } from "./proc.js";
 import { formatReport, summarize, type MemoryReport, type Operation, type Path, type Sample } from "./report.js";
 
@@ -170,6 +172,7 @@ async function main(): Promise<void> {
   const clients: [Path, BenchClient][] = [
     ["direct", directS3Client(target, options.direct)],
     ["connect", connectGrpcClient(server.baseUrl)],
+    ["rest", restBenchClient(server.baseUrl)],
   ];
   if (options.grpcJs) clients.push(["grpcJs", grpcJsBenchClient(server.baseUrl)]);
   if (options.identity) clients.push(["connectIdentity", connectGrpcClient(server.baseUrl, true)]);
