@@ -15,41 +15,36 @@ export interface RestDeps {
 type Handler = (req: HttpRequest, res: HttpResponse, id: string, url: URL, deps: RestDeps) => Promise<void>;
 
 interface Route {
+  /** The path template; `{id}` is one segment. */
+  path: string;
   pattern: RegExp;
   methods: Record<string, Handler>;
 }
 
-// One path segment; ids are decoded and then checked by the core, which answers 404 for any
-// malformed one, so an id shaped like a path never reaches storage.
-const ID = "([^/]+)";
+// `{id}` is one path segment, decoded and then checked by the core, which answers 404 for any
+// malformed id, so an id shaped like a path never reaches storage.
+function route(path: string, methods: Record<string, Handler>): Route {
+  return { path, pattern: new RegExp(`^${path.replace("{id}", "([^/]+)")}$`), methods };
+}
 
 const ROUTES: Route[] = [
-  {
-    pattern: /^\/v1\/files$/,
-    methods: {
-      GET: (_req, res, _id, url, d) => listFiles(res, url, d.files),
-      POST: (req, res, _id, _url, d) => createFile(req, res, d.files),
-    },
-  },
-  {
-    pattern: new RegExp(`^/v1/files/${ID}$`),
-    methods: {
-      GET: (_req, res, id, _url, d) => retrieveFile(res, id, d.files),
-      DELETE: (_req, res, id, _url, d) => deleteFile(res, id, d.files),
-    },
-  },
-  {
-    pattern: new RegExp(`^/v1/files/${ID}/content$`),
-    methods: {
-      GET: (req, res, id, _url, d) => fileContent(req, res, id, d.files),
-      HEAD: (req, res, id, _url, d) => fileContent(req, res, id, d.files),
-    },
-  },
-  { pattern: /^\/v1\/uploads$/, methods: { POST: (req, res, _id, _url, d) => createUpload(req, res, d.uploads) } },
-  { pattern: new RegExp(`^/v1/uploads/${ID}$`), methods: { GET: (_req, res, id, _url, d) => retrieveUpload(res, id, d.uploads) } },
-  { pattern: new RegExp(`^/v1/uploads/${ID}/parts$`), methods: { POST: (req, res, id, _url, d) => addUploadPart(req, res, id, d.uploads) } },
-  { pattern: new RegExp(`^/v1/uploads/${ID}/complete$`), methods: { POST: (req, res, id, _url, d) => completeUpload(req, res, id, d.uploads) } },
-  { pattern: new RegExp(`^/v1/uploads/${ID}/cancel$`), methods: { POST: (_req, res, id, _url, d) => cancelUpload(res, id, d.uploads) } },
+  route("/v1/files", {
+    GET: (_req, res, _id, url, d) => listFiles(res, url, d.files),
+    POST: (req, res, _id, _url, d) => createFile(req, res, d.files),
+  }),
+  route("/v1/files/{id}", {
+    GET: (_req, res, id, _url, d) => retrieveFile(res, id, d.files),
+    DELETE: (_req, res, id, _url, d) => deleteFile(res, id, d.files),
+  }),
+  route("/v1/files/{id}/content", {
+    GET: (req, res, id, _url, d) => fileContent(req, res, id, d.files),
+    HEAD: (req, res, id, _url, d) => fileContent(req, res, id, d.files),
+  }),
+  route("/v1/uploads", { POST: (req, res, _id, _url, d) => createUpload(req, res, d.uploads) }),
+  route("/v1/uploads/{id}", { GET: (_req, res, id, _url, d) => retrieveUpload(res, id, d.uploads) }),
+  route("/v1/uploads/{id}/parts", { POST: (req, res, id, _url, d) => addUploadPart(req, res, id, d.uploads) }),
+  route("/v1/uploads/{id}/complete", { POST: (req, res, id, _url, d) => completeUpload(req, res, id, d.uploads) }),
+  route("/v1/uploads/{id}/cancel", { POST: (_req, res, id, _url, d) => cancelUpload(res, id, d.uploads) }),
 ];
 
 /**
@@ -58,15 +53,17 @@ const ROUTES: Route[] = [
  */
 export async function serveRest(req: HttpRequest, res: HttpResponse, deps: RestDeps): Promise<boolean> {
   const url = new URL(req.url ?? "/", "http://localhost");
-  const route = ROUTES.map((r) => ({ r, m: r.pattern.exec(url.pathname) })).find((x) => x.m);
-  if (!route) return false;
+  const match = ROUTES.map((r) => ({ r, m: r.pattern.exec(url.pathname) })).find((x) => x.m);
+  if (!match) return false;
+  logWhenDone(req, res, match.r.path, deps.logger);
   try {
-    const handler = route.r.methods[req.method ?? ""];
+    const methods = Object.keys(match.r.methods);
+    const handler = match.r.methods[req.method ?? ""];
     if (!handler) {
-      res.setHeader("allow", Object.keys(route.r.methods).join(", "));
-      throw new RestError(405, `${req.method} is not allowed on ${url.pathname}; use ${Object.keys(route.r.methods).join(" or ")}`);
+      res.setHeader("allow", methods.join(", "));
+      throw new RestError(405, `${req.method} is not allowed on ${match.r.path}; use ${methods.join(" or ")}`);
     }
-    await handler(req, res, decodeId(route.m![1]), url, deps);
+    await handler(req, res, decodeId(match.m![1]), url, deps);
   } catch (err) {
     sendError(req, res, err, deps.logger);
   }
@@ -80,4 +77,21 @@ function decodeId(raw: string | undefined): string {
   } catch {
     return raw; // not valid percent-encoding: the core will not recognise it either
   }
+}
+
+/** One log line per request, like the RPCs'; the route template rather than the raw path keeps ids out of it. */
+function logWhenDone(req: HttpRequest, res: HttpResponse, route: string, logger: Logger): void {
+  const started = performance.now();
+  res.once("close", () => {
+    logger.info(
+      {
+        method: req.method,
+        route,
+        status: res.statusCode,
+        completed: res.writableFinished,
+        ms: Math.round(performance.now() - started),
+      },
+      "http",
+    );
+  });
 }
