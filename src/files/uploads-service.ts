@@ -148,10 +148,12 @@ export class UploadsService {
 
     // A cancel or complete may have won the race while this part was streaming: then the part is
     // not wanted, and whoever ended the upload may already have cleaned up, so remove it here.
-    const now = await this.metadata(() => this.options.repository.findUpload(id));
-    if (now?.status !== "pending") {
+    // Reading it through load() also expires an upload whose hour ran out while the part streamed.
+    const now = await this.load(id);
+    if (now.status !== "pending") {
       await this.discardPart(part);
-      throw conflict(`Upload '${id}' is ${now ? visibleStatus(now.status) : "gone"}; the part was not added`, "upload_id");
+      const why = now.status === "completing" ? "being completed" : now.status;
+      throw conflict(`Upload '${id}' is ${why}; the part was not added`, "upload_id");
     }
     return part;
   }
