@@ -53,6 +53,7 @@ async function plainRoutes(req: Request, res: Response, options: HttpHandlerOpti
       return sendJson(res, 503, { status: "unavailable" });
     }
   }
+  res.setHeader("x-should-retry", "false");
   return sendJson(res, 404, { error: { message: `No route for ${req.method} ${path}`, type: "invalid_request_error", param: null, code: null } });
 }
 

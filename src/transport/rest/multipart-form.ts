@@ -100,7 +100,14 @@ export async function parseMultipart<T>(req: HttpRequest, options: MultipartOpti
       return fail(new RestError(400, `The file part '${name}' ${why}`, name));
     }
     fileStream = stream;
-    fileResult = options.onFile({ filename: info.filename ?? "", mimeType: info.mimeType, stream }, fields, formDone);
+    // fail() destroys the stream with the cause; that error is reported once, from here, never
+    // as an unhandled 'error' event (a consumer that refused the upload may never read the stream).
+    stream.on("error", () => {});
+    try {
+      fileResult = options.onFile({ filename: info.filename ?? "", mimeType: info.mimeType, stream }, fields, formDone);
+    } catch (err) {
+      fileResult = Promise.reject(err as Error); // e.g. a field sent twice before the file
+    }
     // A consumer that fails (too large, storage down) ends the form at once: nothing more is read.
     fileResult.catch((err: Error) => fail(err));
   });
