@@ -86,7 +86,10 @@ export async function parseMultipart<T>(req: HttpRequest, options: MultipartOpti
     settleForm.reject(err);
   };
 
+  // The parser may still hold buffered input after a failure: whatever it emits then is ignored,
+  // or a file part starting now would wait forever for bytes that will never be piped in.
   parser.on("field", (name, value, info) => {
+    if (firstFailure) return;
     if (info.valueTruncated) return fail(new RestError(400, `The form field '${name}' is longer than ${LIMITS.fieldSize} bytes`, name));
     if (name === options.fileField) {
       return fail(new RestError(400, `'${name}' must be sent as a file part (with a filename), not as a text field`, name));
@@ -94,6 +97,7 @@ export async function parseMultipart<T>(req: HttpRequest, options: MultipartOpti
     fields.add(name, value);
   });
   parser.on("file", (name, stream, info) => {
+    if (firstFailure) return void stream.resume();
     if (name !== options.fileField || fileResult) {
       stream.resume();
       const why = name === options.fileField ? "was given more than once" : `is not expected; send the file as '${options.fileField}'`;
