@@ -42,13 +42,16 @@ export function sendError(req: HttpRequest, res: HttpResponse, err: unknown, log
 }
 
 /**
- * HTTP/1.1: the client is likely still sending. Say the connection will close, let the rest of
- * the body drain (so the client reads our answer rather than a reset), but only up to a bound.
+ * HTTP/1.1: the client is likely still sending. Let the rest of the body drain, so the client reads
+ * our answer rather than a reset, but only up to a bound. "connection: close" would make Node close
+ * the socket as soon as the answer is written, and a client still sending then sees EPIPE instead of
+ * the answer: it is said only for bodies too large to drain, which are cut off anyway.
  * HTTP/2 streams are reset by the one-port server once the answer has ended.
  */
 function discardAfterAnswer(req: HttpRequest, res: HttpResponse): void {
   if (req.httpVersionMajor >= 2) return;
-  res.setHeader("connection", "close");
+  const declared = Number(req.headers["content-length"] ?? Number.POSITIVE_INFINITY);
+  if (!(declared <= MAX_DISCARD_BYTES)) res.setHeader("connection", "close");
   let seen = 0;
   const socket = req.socket;
   const timer = setTimeout(() => socket.destroy(), DISCARD_TIMEOUT_MS).unref();
