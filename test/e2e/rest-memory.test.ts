@@ -1,17 +1,12 @@
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import http from "node:http";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createTestBucket, tempDir, testS3Endpoint } from "../support/env.js";
+import { processMemory } from "../support/proc-memory.js";
 import { s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
 import { MiB } from "../support/test-helpers.js";
 
 const SIZE = 256 * MiB;
-
-function memory(pid: number, field: "VmRSS" | "VmHWM"): number {
-  const match = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+) kB`));
-  return Number(match![1]) * 1024;
-}
 
 let server: ServerProcess;
 
@@ -66,7 +61,7 @@ it("takes a 256 MiB multipart upload (purpose after the file) and serves it back
   const warmId = (JSON.parse(warm.body) as { id: string }).id;
   await (await fetch(`${server.baseUrl}/v1/files/${warmId}/content`)).arrayBuffer();
   const pid = server.child.pid!;
-  const idle = memory(pid, "VmRSS");
+  const idle = processMemory(pid, "VmRSS");
 
   const expected = createHash("sha256");
   for (let i = 0; i < SIZE / MiB; i++) expected.update(block);
@@ -77,7 +72,7 @@ it("takes a 256 MiB multipart upload (purpose after the file) and serves it back
   const file = JSON.parse(body) as { id: string; bytes: number; purpose: string };
   expect(file.bytes).toBe(SIZE);
   expect(file.purpose).toBe("batch");
-  const uploadGrowth = memory(pid, "VmHWM") - idle;
+  const uploadGrowth = processMemory(pid, "VmHWM") - idle;
 
   const res = await fetch(`${server.baseUrl}/v1/files/${file.id}/content`);
   expect(res.status).toBe(200);
@@ -90,7 +85,7 @@ it("takes a 256 MiB multipart upload (purpose after the file) and serves it back
   }
   expect(received).toBe(SIZE);
   expect(got.digest("hex")).toBe(digest);
-  const peakGrowth = memory(pid, "VmHWM") - idle;
+  const peakGrowth = processMemory(pid, "VmHWM") - idle;
 
   console.log(`REST 256 MiB: peak RSS growth after upload ${(uploadGrowth / MiB).toFixed(0)} MiB, after download ${(peakGrowth / MiB).toFixed(0)} MiB`);
   expect(uploadGrowth).toBeLessThan(128 * MiB);
@@ -101,8 +96,8 @@ it("takes a 256 MiB multipart upload (purpose after the file) and serves it back
 // each streamed to its own object, then assembled by streaming them back in order.
 it("takes a 256 MiB Upload in four 64 MiB parts and assembles it, without its memory following the file", async () => {
   const pid = server.child.pid!;
-  const idle = memory(pid, "VmRSS");
-  const peakBefore = memory(pid, "VmHWM");
+  const idle = processMemory(pid, "VmRSS");
+  const peakBefore = processMemory(pid, "VmHWM");
   const block = randomBytes(MiB);
   const parts = 4;
   const partMiB = 64;
@@ -134,7 +129,7 @@ it("takes a 256 MiB Upload in four 64 MiB parts and assembles it, without its me
   for (let i = 0; i < parts * partMiB; i++) expected.update(block);
   const head = await fetch(`${server.baseUrl}/v1/files/${done.file.id}/content`, { method: "HEAD" });
   expect(head.headers.get("etag")).toBe(`"${expected.digest("hex")}"`);
-  const growth = memory(pid, "VmHWM") - idle;
-  console.log(`Uploads 4 x 64 MiB: peak RSS ${(memory(pid, "VmHWM") / MiB).toFixed(0)} MiB (before: peak ${(peakBefore / MiB).toFixed(0)}, RSS ${(idle / MiB).toFixed(0)}), growth ${(growth / MiB).toFixed(0)} MiB`);
+  const growth = processMemory(pid, "VmHWM") - idle;
+  console.log(`Uploads 4 x 64 MiB: peak RSS ${(processMemory(pid, "VmHWM") / MiB).toFixed(0)} MiB (before: peak ${(peakBefore / MiB).toFixed(0)}, RSS ${(idle / MiB).toFixed(0)}), growth ${(growth / MiB).toFixed(0)} MiB`);
   expect(growth).toBeLessThan(128 * MiB);
 }, 300_000);

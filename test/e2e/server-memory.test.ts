@@ -1,19 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { FilePurpose } from "../../gen/ts/files/v1/files_pb.js";
 import { createTestBucket, tempDir, testS3Endpoint } from "../support/env.js";
 import { connectClient } from "../support/grpc-clients.js";
+import { processMemory } from "../support/proc-memory.js";
 import { s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
 
 const MiB = 1024 * 1024;
 const SIZE = 384 * MiB;
-
-/** VmRSS or VmHWM (peak RSS) of a process, in bytes. */
-function memory(pid: number, field: "VmRSS" | "VmHWM"): number {
-  const match = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+) kB`));
-  return Number(match![1]) * 1024;
-}
 
 let server: ServerProcess;
 
@@ -39,13 +33,13 @@ it("streams a 384 MiB upload and download without the server's memory following 
   const warm = await client.upload({ filename: "warm.bin", purpose: FilePurpose.BATCH }, blocks(16));
   await client.download({ fileId: warm.id });
   const pid = server.child.pid!;
-  const idle = memory(pid, "VmRSS");
+  const idle = processMemory(pid, "VmRSS");
 
   const expected = createHash("sha256");
   for (const b of blocks(SIZE / MiB)) expected.update(b);
   const file = await client.upload({ filename: "big.bin", purpose: FilePurpose.BATCH, sizeBytes: BigInt(SIZE) }, blocks(SIZE / MiB));
   expect(file.sha256).toBe(expected.digest("hex"));
-  const afterUpload = memory(pid, "VmHWM") - idle;
+  const afterUpload = processMemory(pid, "VmHWM") - idle;
 
   const got = createHash("sha256");
   let received = 0;
@@ -61,7 +55,7 @@ it("streams a 384 MiB upload and download without the server's memory following 
   }
   expect(received).toBe(SIZE);
   expect(got.digest("hex")).toBe(file.sha256);
-  const afterDownload = memory(pid, "VmHWM") - idle;
+  const afterDownload = processMemory(pid, "VmHWM") - idle;
 
   console.log(`[server memory] idle ${(idle / MiB).toFixed(0)} MiB; peak growth after upload ${(afterUpload / MiB).toFixed(0)} MiB, after download ${(afterDownload / MiB).toFixed(0)} MiB`);
   expect(afterUpload).toBeLessThan(128 * MiB);

@@ -207,7 +207,7 @@ export function runCommand(
   });
 }
 
-function describeFailure(r: RunResult): string {
+export function describeFailure(r: RunResult): string {
   const status = r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`;
   const output = [r.stderr, r.stdout].filter((s) => s !== "").join("\n");
   return `${status}${output ? `: ${output}` : " (no output)"}`;
@@ -237,8 +237,11 @@ async function findPython(): Promise<string> {
   );
 }
 
-/** Cross-process lock (mkdir is atomic); stale locks of dead processes are taken over. */
-async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
+/**
+ * Cross-process lock (mkdir is atomic); stale locks of dead processes are taken over.
+ * `what` names the install in messages ("moto", "the Python openai SDK").
+ */
+export async function withLock<T>(lockDir: string, fn: () => Promise<T>, what = "moto"): Promise<T> {
   const ownerFile = path.join(lockDir, "owner");
   const deadline = Date.now() + INSTALL_TIMEOUT_MS;
   let announced = false;
@@ -266,10 +269,10 @@ async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
         await fs.rm(lockDir, { recursive: true, force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`moto install failed: timed out waiting for lock ${lockDir}`);
+      if (Date.now() > deadline) throw new Error(`${what} install failed: timed out waiting for lock ${lockDir}`);
       if (!announced) {
         announced = true;
-        console.log(`[test-infra] waiting for another process (pid ${owner}) to finish installing moto...`);
+        console.log(`[test-infra] waiting for another process (pid ${owner}) to finish installing ${what}...`);
       }
       await sleep(500);
     }

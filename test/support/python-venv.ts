@@ -6,8 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { runCommand, testCacheDir } from "./moto.js";
+import { describeFailure, runCommand, testCacheDir, withLock } from "./moto.js";
 
 /** Pinned exactly so an SDK release cannot change what the test proves without a code change. */
 export const OPENAI_PYTHON_VERSION = "3.57.0";
@@ -19,60 +18,6 @@ type RunResult = Awaited<ReturnType<typeof runCommand>>;
 
 function fail(detail: string): never {
   throw new Error(`the Python openai SDK could not be installed: ${detail}`);
-}
-
-function describe(r: RunResult): string {
-  const status = r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`;
-  const output = [r.stderr, r.stdout].filter((s) => s !== "").join("\n");
-  return `${status}${output ? `: ${output}` : " (no output)"}`;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** Cross-process lock (mkdir is atomic) so parallel test files do not build the venv twice. */
-async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
-  const ownerFile = path.join(lockDir, "owner");
-  const deadline = Date.now() + INSTALL_TIMEOUT_MS;
-  for (;;) {
-    try {
-      await fs.mkdir(lockDir);
-      await fs.writeFile(ownerFile, `${process.pid}\n`);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      let owner = NaN;
-      let ageMs = 0;
-      try {
-        owner = Number.parseInt(await fs.readFile(ownerFile, "utf8"), 10);
-      } catch {
-        /* owner file not written yet */
-      }
-      try {
-        ageMs = Date.now() - (await fs.stat(lockDir)).mtimeMs;
-      } catch {
-        continue; // released meanwhile
-      }
-      const stale = Number.isFinite(owner) ? !pidAlive(owner) : ageMs > 60_000;
-      if (stale || ageMs > INSTALL_TIMEOUT_MS) {
-        await fs.rm(lockDir, { recursive: true, force: true });
-        continue;
-      }
-      if (Date.now() > deadline) fail(`timed out waiting for lock ${lockDir}`);
-      await sleep(500);
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    await fs.rm(lockDir, { recursive: true, force: true });
-  }
 }
 
 function installedOk(python: string, marker: string): boolean {
@@ -121,7 +66,7 @@ async function doEnsure(): Promise<string> {
       }
       if (r.code !== 0) {
         await fs.rm(venvDir, { recursive: true, force: true });
-        fail(`${what}: ${describe(r)}`);
+        fail(`${what}: ${describeFailure(r)}`);
       }
       return r;
     };
@@ -136,5 +81,5 @@ async function doEnsure(): Promise<string> {
     }
     await fs.writeFile(marker, JSON.stringify({ requirement: REQUIREMENT, installedAt: new Date().toISOString() }) + "\n");
     return python;
-  });
+  }, "the Python openai SDK");
 }
