@@ -184,7 +184,7 @@ export class FilesService {
     const now = this.clock.now();
     let after: { createdAt: number; id: string } | undefined;
     if (request.after) {
-      const cursor = isFileId(request.after) ? await this.metadata(() => this.repository.findById(request.after!, now)) : undefined;
+      const cursor = isFileId(request.after) ? await this.metadata(() => this.repository.position(request.after!)) : undefined;
       if (!cursor) throw invalidArgument("after", `after: no such file '${request.after}'`);
       after = { createdAt: cursor.createdAt, id: cursor.id };
     }
@@ -204,7 +204,7 @@ export class FilesService {
    */
   async delete(id: string): Promise<{ id: string; deleted: true }> {
     const file = await this.get(id);
-    if (!(await this.metadata(() => this.repository.delete(id)))) throw notFound(id);
+    if (!(await this.metadata(() => this.repository.delete(id, this.clock.now())))) throw notFound(id);
     await this.removeObject(file.storageKey);
     return { id, deleted: true };
   }

@@ -39,8 +39,14 @@ export interface FileRepository {
   findById(id: string, now: number): Promise<FileRecord | undefined>;
   /** Ordered by (createdAt, id) in `order`. */
   list(query: ListQuery): Promise<FileRecord[]>;
-  /** True when a row was deleted. */
-  delete(id: string): Promise<boolean>;
+  /**
+   * Where a file sits in the list order, for `after` cursors. It is found even when the file has
+   * expired or was deleted recently: a client that deletes files as it pages through them (a common
+   * clean-up loop) asks for the page after a file that is already gone, and must not lose its place.
+   */
+  position(id: string): Promise<{ createdAt: number; id: string } | undefined>;
+  /** True when a row was deleted; its list position is remembered for a while (see `position`). */
+  delete(id: string, now: number): Promise<boolean>;
   /** Throws when the database cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

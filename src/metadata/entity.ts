@@ -32,3 +32,22 @@ export const FileEntity = new EntitySchema<FileRow>({
     ownerPrincipal: { type: "text", fieldName: "owner_principal", nullable: true },
   },
 });
+
+export const DELETED_FILES_TABLE = "openai_files_deleted";
+
+/** Where a deleted file sat in the list order, kept for a while so `after` cursors naming it still work. */
+export interface DeletedFileRow {
+  id: string;
+  createdAt: number;
+  deletedAt: number;
+}
+
+export const DeletedFileEntity = new EntitySchema<DeletedFileRow>({
+  name: "OpenAiDeletedFile",
+  tableName: DELETED_FILES_TABLE,
+  properties: {
+    id: { type: "string", columnType: "text", primary: true },
+    createdAt: { type: bigint(), columnType: "bigint", fieldName: "created_at" },
+    deletedAt: { type: bigint(), columnType: "bigint", fieldName: "deleted_at" },
+  },
+});

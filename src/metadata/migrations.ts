@@ -1,6 +1,6 @@
 import { Migration } from "@mikro-orm/migrations";
 import type { MigrationObject, MigrationsOptions } from "@mikro-orm/core";
-import { FILES_TABLE } from "./entity.js";
+import { DELETED_FILES_TABLE, FILES_TABLE } from "./entity.js";
 import { UPLOAD_PARTS_TABLE, UPLOADS_TABLE } from "./upload-entities.js";
 
 export type Dialect = "sqlite" | "postgresql";
@@ -121,12 +121,29 @@ function createUploadTables() {
   };
 }
 
+/** Positions of deleted files, for `after` cursors (see FileRepository.position). */
+function createDeletedFilesTable() {
+  return class CreateDeletedFilesTable extends Migration {
+    override up(): void {
+      this.addSql(`create table if not exists "${DELETED_FILES_TABLE}" (
+        "id" text not null primary key,
+        "created_at" bigint not null,
+        "deleted_at" bigint not null
+      )`);
+      this.addSql(
+        `create index if not exists "${DELETED_FILES_TABLE}_deleted_at_index" on "${DELETED_FILES_TABLE}" ("deleted_at")`,
+      );
+    }
+  };
+}
+
 /** Inline list (no file globbing), so it runs the same under node, tsx and vitest. */
 export function migrationsList(dialect: Dialect): MigrationObject[] {
   return [
     { name: "0001_create_openai_files", class: createFilesTable(dialect) },
     { name: "0002_adopt_llama_stack_table", class: adoptLlamaStackTable(dialect) },
     { name: "0003_create_upload_tables", class: createUploadTables() },
+    { name: "0004_create_deleted_files_table", class: createDeletedFilesTable() },
   ];
 }
 

@@ -6,7 +6,7 @@ import { Migrator } from "@mikro-orm/migrations";
 import { PostgreSqlDriver } from "@mikro-orm/postgresql";
 import { SqliteDriver } from "@mikro-orm/sqlite";
 import type { FileRepository, UploadRepository } from "../files/ports.js";
-import { FileEntity } from "./entity.js";
+import { DeletedFileEntity, FileEntity } from "./entity.js";
 import { migrationsOptions, type Dialect } from "./migrations.js";
 import { MikroOrmFileRepository } from "./repository.js";
 import { UploadEntity, UploadPartEntity } from "./upload-entities.js";
@@ -95,7 +95,7 @@ async function withMigrationLock<T>(orm: MikroORM<AbstractSqlDriver>, type: Meta
 function ormOptions(options: MetadataStoreOptions, debug: boolean): Options<AbstractSqlDriver> {
   const dialect: Dialect = options.type === "sqlite" ? "sqlite" : "postgresql";
   const common: Options<AbstractSqlDriver> = {
-    entities: [FileEntity, UploadEntity, UploadPartEntity],
+    entities: [FileEntity, DeletedFileEntity, UploadEntity, UploadPartEntity],
     extensions: [Migrator],
     migrations: migrationsOptions(dialect),
     // The service writes JSON logs to stdout: MikroORM stays silent unless asked, then uses stderr.

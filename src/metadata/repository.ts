@@ -2,7 +2,10 @@ import type { FilterQuery, MikroORM } from "@mikro-orm/core";
 import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/knex";
 import type { FileRecord, FileRepository, ListQuery } from "../files/ports.js";
 import type { Purpose } from "../files/purposes.js";
-import { FileEntity, type FileRow } from "./entity.js";
+import { DeletedFileEntity, FileEntity, type FileRow } from "./entity.js";
+
+/** How long a deleted file's list position is remembered: longer than any walk through a listing. */
+export const CURSOR_MEMORY_SECONDS = 7 * 24 * 3600;
 
 /** FileRepository on MikroORM (SQLite or PostgreSQL); open.ts builds one. */
 export class MikroOrmFileRepository implements FileRepository {
@@ -40,9 +43,22 @@ export class MikroOrmFileRepository implements FileRepository {
     return rows.map(toRecord);
   }
 
-  async delete(id: string): Promise<boolean> {
-    const deleted = await this.em().nativeDelete(FileEntity, { id });
-    return deleted > 0;
+  async position(id: string): Promise<{ createdAt: number; id: string } | undefined> {
+    const em = this.em();
+    const row = (await em.findOne(FileEntity, { id }, { fields: ["createdAt"] })) ?? (await em.findOne(DeletedFileEntity, { id }));
+    return row ? { createdAt: Number(row.createdAt), id } : undefined;
+  }
+
+  async delete(id: string, now: number): Promise<boolean> {
+    return this.em().transactional(async (em) => {
+      const row = await em.findOne(FileEntity, { id }, { fields: ["createdAt"] });
+      // Of two racing deletes, the database lets one DELETE take the row; the other sees 0.
+      if (!row || (await em.nativeDelete(FileEntity, { id })) === 0) return false;
+      await em.insert(DeletedFileEntity, { id, createdAt: Number(row.createdAt), deletedAt: now });
+      // Forgetting old positions here keeps the table small without a sweep of its own.
+      await em.nativeDelete(DeletedFileEntity, { deletedAt: { $lt: now - CURSOR_MEMORY_SECONDS } });
+      return true;
+    });
   }
 
   async ping(): Promise<void> {

@@ -45,7 +45,7 @@ export function fileRepositoryContract(name: string, open: () => Promise<FileRep
       repo = await open();
     });
     afterEach(async () => {
-      for (const id of inserted) await repo.delete(id);
+      for (const id of inserted) await repo.delete(id, T);
       inserted.clear();
     });
     afterAll(async () => {
@@ -179,10 +179,24 @@ export function fileRepositoryContract(name: string, open: () => Promise<FileRep
     it("deletes a row once: true, then false", async () => {
       const r = record();
       await put(r);
-      expect(await repo.delete(r.id)).toBe(true);
+      expect(await repo.delete(r.id, T)).toBe(true);
       expect(await repo.findById(r.id, T)).toBeUndefined();
-      expect(await repo.delete(r.id)).toBe(false);
-      expect(await repo.delete(newFileId())).toBe(false);
+      expect(await repo.delete(r.id, T)).toBe(false);
+      expect(await repo.delete(newFileId(), T)).toBe(false);
+    });
+
+    it("knows the list position of a live, an expired and a recently deleted file, for `after` cursors", async () => {
+      const live = record({ createdAt: T - 50 });
+      const expired = record({ createdAt: T - 40, expiresAt: T - 1 });
+      const gone = record({ createdAt: T - 30 });
+      await put(live, expired, gone);
+      expect(await repo.delete(gone.id, T)).toBe(true);
+      expect(await repo.position(live.id)).toEqual({ createdAt: T - 50, id: live.id });
+      expect(await repo.position(expired.id)).toEqual({ createdAt: T - 40, id: expired.id });
+      expect(await repo.position(gone.id)).toEqual({ createdAt: T - 30, id: gone.id });
+      expect(await repo.position(newFileId())).toBeUndefined();
+      // Paging on from the deleted file's position neither skips nor repeats a neighbour.
+      expect((await repo.list({ after: (await repo.position(gone.id))!, limit: 10, order: "desc", now: T })).map((r) => r.id)).toEqual([live.id]);
     });
 
     it("rejects a second insert with the same id and keeps the first", async () => {

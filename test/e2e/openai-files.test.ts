@@ -261,3 +261,20 @@ describe("client errors", () => {
     expect(keys.length).toBe(ids.size);
   });
 });
+
+describe("deleting while paging", () => {
+  // The common clean-up loop: the SDK asks for the page after the last file it saw, which the
+  // loop has just deleted. The cursor must still place it, or the walk would fail or skip files.
+  it("a list-and-delete loop over several pages removes every file", async () => {
+    const created = await Promise.all(
+      Array.from({ length: 11 }, (_, i) => client.files.create({ file: new File([`doomed ${i}`], `doomed-${i}.txt`), purpose: "fine-tune" })),
+    );
+    const seen: string[] = [];
+    for await (const file of client.files.list({ purpose: "fine-tune", limit: 3 })) {
+      seen.push(file.id);
+      await client.files.delete(file.id);
+    }
+    expect(seen.sort()).toEqual(created.map((f) => f.id).sort());
+    expect((await client.files.list({ purpose: "fine-tune" })).data).toEqual([]);
+  });
+});

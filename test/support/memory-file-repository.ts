@@ -3,6 +3,8 @@ import type { FileRecord, FileRepository, ListQuery } from "../../src/files/port
 /** An in-memory FileRepository for fast core tests; it passes the same contract suite as the SQL one. */
 export class MemoryFileRepository implements FileRepository {
   readonly rows = new Map<string, FileRecord>();
+  /** Positions of deleted files, for `after` cursors. */
+  readonly deleted = new Map<string, { createdAt: number }>();
   /** When set, the next insert fails with this error (fault injection). */
   failNextInsert: Error | undefined;
 
@@ -34,8 +36,17 @@ export class MemoryFileRepository implements FileRepository {
       .map((row) => ({ ...row }));
   }
 
-  async delete(id: string): Promise<boolean> {
-    return this.rows.delete(id);
+  async position(id: string): Promise<{ createdAt: number; id: string } | undefined> {
+    const row = this.rows.get(id) ?? this.deleted.get(id);
+    return row ? { createdAt: row.createdAt, id } : undefined;
+  }
+
+  async delete(id: string, _now: number): Promise<boolean> {
+    const row = this.rows.get(id);
+    if (!row) return false;
+    this.rows.delete(id);
+    this.deleted.set(id, { createdAt: row.createdAt });
+    return true;
   }
 
   async ping(): Promise<void> {}
