@@ -4,6 +4,8 @@ import { FilesService } from "./files/files-service.js";
 import { UploadsService } from "./files/uploads-service.js";
 import type { FileRepository, ObjectStore } from "./files/ports.js";
 import { openMetadata } from "./metadata/open.js";
+import { FilesMetrics } from "./observability/metrics.js";
+import { timedFileRepository, timedUploadRepository } from "./observability/timed-repositories.js";
 import { ensureBucket } from "./storage/bucket.js";
 import { LocalFsObjectStore } from "./storage/local-fs-object-store.js";
 import { createS3Client } from "./storage/s3-client.js";
@@ -24,20 +26,21 @@ export interface RunningApp {
 
 /** Wires the adapters around the core from a validated config, and starts listening. */
 export async function startApp(config: Config, logger: Logger): Promise<RunningApp> {
-  const store = await openObjectStore(config).catch((err: unknown) => {
+  const metrics = new FilesMetrics();
+  const store = await openObjectStore(config, metrics).catch((err: unknown) => {
     throw new StartupError(`object storage: ${(err as Error).message}`, { cause: err });
   });
   const metadata = await openMetadata(config.metadataStore).catch((err: unknown) => {
     throw new StartupError(`metadata store: ${(err as Error).message}`, { cause: err });
   });
-  const repository = metadata.files;
+  const repository = timedFileRepository(metadata.files, metrics);
   const keyPrefix = config.storage.type === "remote::s3" ? config.storage.keyPrefix : "";
   const onOrphanedObject = (key: string, err: unknown) => logger.warn({ key, err }, "could not remove an object; reconcile will find it");
   const files = new FilesService({ store, repository, keyPrefix, maxFileBytes: config.server.maxFileBytes, onOrphanedObject });
   const uploads = new UploadsService({
     files,
     store,
-    repository: metadata.uploads,
+    repository: timedUploadRepository(metadata.uploads, metrics),
     keyPrefix,
     maxUploadBytes: config.server.maxUploadBytes,
     maxPartBytes: config.server.maxPartBytes,
@@ -50,6 +53,7 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
       uploads,
       logger,
       maxMessageBytes: config.server.maxMessageBytes,
+      metrics,
       ready: async () => {
         await Promise.all([store.ping(), repository.ping()]);
       },
@@ -66,7 +70,7 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
   return { port, stop: (graceMs) => stopApp(server, repository, graceMs) };
 }
 
-async function openObjectStore(config: Config): Promise<ObjectStore> {
+async function openObjectStore(config: Config, metrics: FilesMetrics): Promise<ObjectStore> {
   const storage = config.storage;
   if (storage.type === "inline::localfs") return new LocalFsObjectStore({ dir: storage.storageDir });
   const client = createS3Client({
@@ -78,6 +82,7 @@ async function openObjectStore(config: Config): Promise<ObjectStore> {
     forcePathStyle: storage.forcePathStyle,
     requestChecksumCalculation: storage.requestChecksumCalculation,
     responseChecksumValidation: storage.responseChecksumValidation,
+    metrics,
   });
   await ensureBucket(client, storage.bucket, { autoCreate: storage.autoCreateBucket, region: storage.region });
   return new S3ObjectStore({

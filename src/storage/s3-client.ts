@@ -1,4 +1,6 @@
 import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
+import type { S3OperationSink } from "../observability/sinks.js";
+import { instrumentS3Client } from "./s3-metrics.js";
 
 type ChecksumSetting = "WHEN_SUPPORTED" | "WHEN_REQUIRED";
 
@@ -20,6 +22,8 @@ export interface S3ConnectionOptions {
   maxAttempts?: number;
   /** Time allowed until the response headers arrive (for uploads, this includes sending the body). */
   requestTimeoutMs?: number;
+  /** Receives each command's duration and failures. */
+  metrics?: S3OperationSink;
 }
 
 /** Enough sockets for several concurrent multipart uploads plus downloads (the SDK's own default is 50). */
@@ -63,5 +67,7 @@ export function createS3Client(opts: S3ConnectionOptions): S3Client {
   if (requestChecksum !== undefined) config.requestChecksumCalculation = requestChecksum;
   if (responseChecksum !== undefined) config.responseChecksumValidation = responseChecksum;
   if (opts.maxAttempts !== undefined) config.maxAttempts = opts.maxAttempts;
-  return new S3Client(config);
+  const client = new S3Client(config);
+  if (opts.metrics) instrumentS3Client(client, opts.metrics);
+  return client;
 }

@@ -1,10 +1,13 @@
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { FilesService as FilesServiceDesc } from "../../gen/ts/files/v1/files_pb.js";
+import type { FilesMetrics } from "../observability/metrics.js";
 import type { FilesService } from "../files/files-service.js";
 import type { UploadsService } from "../files/uploads-service.js";
 import { errorInterceptor } from "./connect/error-interceptor.js";
 import { filesHandlers } from "./connect/files-handlers.js";
+import { registerHealth } from "./connect/health.js";
+import { registerReflection } from "./connect/reflection.js";
 import { uploadsHandlers } from "./connect/uploads-handlers.js";
 import { logInterceptor } from "./connect/log-interceptor.js";
 import { withSpecGrpcMessageEncoding } from "./grpc-message-encoding.js";
@@ -22,6 +25,8 @@ export interface HttpHandlerOptions {
   maxMessageBytes: number;
   /** Resolves when the service can do its work (storage and database reachable). */
   ready: () => Promise<void>;
+  /** Request and transfer metrics, served at /metrics; unset: neither. */
+  metrics?: FilesMetrics;
 }
 
 /** One request handler for both HTTP versions: gRPC, gRPC-Web and Connect routes, then the REST API and health routes. */
@@ -29,8 +34,12 @@ export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
   const { logger } = options;
   const onUnexpected = (err: unknown) => logger.error({ err }, "a call failed on the server side");
   return withSpecGrpcMessageEncoding(connectNodeAdapter({
-    routes: (router) => router.service(FilesServiceDesc, { ...filesHandlers(options.files), ...uploadsHandlers(options.uploads) }),
-    interceptors: [logInterceptor(logger), errorInterceptor(onUnexpected)],
+    routes: (router) => {
+      router.service(FilesServiceDesc, { ...filesHandlers(options.files), ...uploadsHandlers(options.uploads) });
+      registerHealth(router, { ready: options.ready, services: [FilesServiceDesc.typeName] });
+      registerReflection(router); // last: it describes every service registered before it
+    },
+    interceptors: [logInterceptor(logger, options.metrics), errorInterceptor(onUnexpected)],
     readMaxBytes: options.maxMessageBytes,
     // Compressed requests are still accepted, but responses are never compressed: file bytes are
     // usually incompressible, and gzipping every download chunk cut throughput by an order of magnitude.
@@ -44,6 +53,16 @@ async function plainRoutes(req: Request, res: Response, options: HttpHandlerOpti
   if (await serveRest(req, res, options)) return;
   const path = (req.url ?? "/").split("?")[0];
   if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
+  if (path === "/metrics" && options.metrics) {
+    try {
+      const text = await options.metrics.scrape();
+      res.setHeader("content-type", options.metrics.contentType);
+      return void res.end(text);
+    } catch (err) {
+      options.logger.error({ err }, "could not collect metrics");
+      return sendJson(res, 500, { status: "error" });
+    }
+  }
   if (path === "/readyz") {
     try {
       await options.ready();

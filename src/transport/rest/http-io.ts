@@ -13,6 +13,9 @@ const MAX_JSON_BYTES = 1024 * 1024;
 const MAX_DISCARD_BYTES = 64 * 1024 * 1024;
 const DISCARD_TIMEOUT_MS = 10_000;
 
+/** Headers that describe the exchange rather than a success, so an error answer keeps them. */
+const KEPT_ON_ERROR = new Set(["content-range", "allow", "x-request-id"]);
+
 export function sendJson(res: HttpResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.statusCode = status;
@@ -35,7 +38,7 @@ export function sendError(req: HttpRequest, res: HttpResponse, err: unknown, log
     return;
   }
   // Headers meant for a success (a file's type, ETag, filename) must not describe an error body.
-  for (const name of res.getHeaderNames()) if (name !== "content-range" && name !== "allow") res.removeHeader(name);
+  for (const name of res.getHeaderNames()) if (!KEPT_ON_ERROR.has(name)) res.removeHeader(name);
   if (status < 500 || status === 501) res.setHeader("x-should-retry", "false");
   if (!req.complete) discardAfterAnswer(req, res);
   sendJson(res, status, body);

@@ -1,15 +1,18 @@
 import type { Logger } from "pino";
 import type { FilesService } from "../../files/files-service.js";
 import type { UploadsService } from "../../files/uploads-service.js";
+import type { RequestSink } from "../../observability/sinks.js";
 import { RestError } from "./errors.js";
 import { createFile, deleteFile, fileContent, listFiles, retrieveFile } from "./files-routes.js";
 import { sendError, type HttpRequest, type HttpResponse } from "./http-io.js";
+import { observeRequest } from "./request-observer.js";
 import { addUploadPart, cancelUpload, completeUpload, createUpload, retrieveUpload } from "./uploads-routes.js";
 
 export interface RestDeps {
   files: FilesService;
   uploads: UploadsService;
   logger: Logger;
+  metrics?: RequestSink;
 }
 
 type Handler = (req: HttpRequest, res: HttpResponse, id: string, url: URL, deps: RestDeps) => Promise<void>;
@@ -55,7 +58,7 @@ export async function serveRest(req: HttpRequest, res: HttpResponse, deps: RestD
   const url = new URL(req.url ?? "/", "http://localhost");
   const match = ROUTES.map((r) => ({ r, m: r.pattern.exec(url.pathname) })).find((x) => x.m);
   if (!match) return false;
-  logWhenDone(req, res, match.r.path, deps.logger);
+  observeRequest(req, res, match.r.path, deps.logger, deps.metrics);
   try {
     const methods = Object.keys(match.r.methods);
     const handler = match.r.methods[req.method ?? ""];
@@ -77,21 +80,4 @@ function decodeId(raw: string | undefined): string {
   } catch {
     return raw; // not valid percent-encoding: the core will not recognise it either
   }
-}
-
-/** One log line per request, like the RPCs'; the route template rather than the raw path keeps ids out of it. */
-function logWhenDone(req: HttpRequest, res: HttpResponse, route: string, logger: Logger): void {
-  const started = performance.now();
-  res.once("close", () => {
-    logger.info(
-      {
-        method: req.method,
-        route,
-        status: res.statusCode,
-        completed: res.writableFinished,
-        ms: Math.round(performance.now() - started),
-      },
-      "http",
-    );
-  });
 }

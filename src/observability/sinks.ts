@@ -1,0 +1,28 @@
+/**
+ * What the transports, the storage adapter and the repository decorators report, as plain
+ * interfaces: only src/observability/metrics.ts knows these end up in prom-client.
+ */
+
+/** How a request reached the service. RPC protocols come from the request's content-type. */
+export type Transport = "grpc" | "grpc_web" | "connect" | "rest";
+
+/** "ok" when the call succeeded, otherwise "error" (client mistakes included). */
+export type Outcome = "ok" | "error";
+
+export interface RequestSink {
+  /** One finished request: REST route template and HTTP status, or RPC path and code name. */
+  request(route: string, method: string, status: string): void;
+  /** A whole-file upload or an upload part started streaming in; call the returned function once it ends. */
+  uploadStarted(): () => void;
+  upload(transport: Transport, bytes: number, seconds: number, outcome: Outcome): void;
+  download(transport: Transport, bytes: number, seconds: number, outcome: Outcome): void;
+}
+
+export interface S3OperationSink {
+  /** One S3 command, retries included; `errorCode` is set when it failed. */
+  s3Operation(operation: string, seconds: number, errorCode?: string): void;
+}
+
+export interface MetadataQuerySink {
+  metadataQuery(operation: string, seconds: number, outcome: Outcome): void;
+}

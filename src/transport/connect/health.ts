@@ -1,0 +1,65 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { Health, HealthCheckResponse_ServingStatus as Status } from "../../../gen/ts/grpc/health/v1/health_pb.js";
+
+export interface HealthOptions {
+  /** Resolves when the service can do its work; the one status every known service reports. */
+  ready: () => Promise<void>;
+  /** Service names with a status besides "" (the server as a whole). */
+  services: readonly string[];
+  /** How often a Watch re-checks readiness. */
+  pollMs?: number;
+  /** A readiness check still pending after this long counts as NOT_SERVING (a hung dependency). */
+  checkTimeoutMs?: number;
+}
+
+/** Registers grpc.health.v1.Health: Check, Watch and List, all following `ready()`. */
+export function registerHealth(router: ConnectRouter, options: HealthOptions): void {
+  const known = new Set(["", ...options.services]);
+  const pollMs = options.pollMs ?? 2_000;
+  const timeoutMs = options.checkTimeoutMs ?? 5_000;
+
+  const status = async (): Promise<Status> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("readiness check timed out")), timeoutMs);
+    });
+    try {
+      await Promise.race([options.ready(), timeout]);
+      return Status.SERVING;
+    } catch {
+      return Status.NOT_SERVING;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  router.service(Health, {
+    async check(req) {
+      if (!known.has(req.service)) throw new ConnectError(`unknown service: ${req.service}`, Code.NotFound);
+      return { status: await status() };
+    },
+    async *watch(req, ctx) {
+      if (!known.has(req.service)) {
+        // The spec keeps the call open: a service may become known later (ours never do).
+        yield { status: Status.SERVICE_UNKNOWN };
+        await sleep(2 ** 31 - 1, undefined, { signal: ctx.signal }).catch(() => {});
+        return;
+      }
+      let last: Status | undefined;
+      while (!ctx.signal.aborted) {
+        const current = await status();
+        if (current !== last) {
+          last = current;
+          yield { status: current };
+        }
+        // Ends the loop as soon as the client cancels instead of after the next poll.
+        await sleep(pollMs, undefined, { signal: ctx.signal }).catch(() => {});
+      }
+    },
+    async list() {
+      const current = await status();
+      return { statuses: Object.fromEntries([...known].map((name) => [name, { status: current }])) };
+    },
+  });
+}
