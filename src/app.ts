@@ -47,11 +47,13 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
     ttlSeconds: config.server.uploadExpireAfterSeconds,
     onOrphanedObject,
   });
+  const shutdown = new AbortController();
   const server = createOnePortServer(
     createHttpHandler({
       files,
       uploads,
       logger,
+      shutdown: shutdown.signal,
       maxMessageBytes: config.server.maxMessageBytes,
       metrics,
       ready: async () => {
@@ -67,7 +69,13 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
     const code = (err as NodeJS.ErrnoException).code;
     throw new StartupError(`cannot listen on ${config.server.host}:${config.server.port}: ${code ?? (err as Error).message}`, { cause: err });
   }
-  return { port, stop: (graceMs) => stopApp(server, repository, graceMs) };
+  return {
+    port,
+    stop: (graceMs) => {
+      shutdown.abort();
+      return stopApp(server, repository, graceMs);
+    },
+  };
 }
 
 async function openObjectStore(config: Config, metrics: FilesMetrics): Promise<ObjectStore> {

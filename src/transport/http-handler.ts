@@ -23,6 +23,8 @@ export interface HttpHandlerOptions {
   uploads: UploadsService;
   logger: Logger;
   maxMessageBytes: number;
+  /** Aborted when the server begins to shut down, to release long-lived streams (health watchers). */
+  shutdown?: AbortSignal;
   /** Resolves when the service can do its work (storage and database reachable). */
   ready: () => Promise<void>;
   /** Request and transfer metrics, served at /metrics; unset: neither. */
@@ -36,7 +38,7 @@ export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
   return withSpecGrpcMessageEncoding(connectNodeAdapter({
     routes: (router) => {
       router.service(FilesServiceDesc, { ...filesHandlers(options.files), ...uploadsHandlers(options.uploads) });
-      registerHealth(router, { ready: options.ready, services: [FilesServiceDesc.typeName] });
+      registerHealth(router, { ready: options.ready, services: [FilesServiceDesc.typeName], shutdown: options.shutdown });
       registerReflection(router); // last: it describes every service registered before it
     },
     interceptors: [logInterceptor(logger, options.metrics), errorInterceptor(onUnexpected)],

@@ -11,6 +11,8 @@ export interface HealthOptions {
   pollMs?: number;
   /** A readiness check still pending after this long counts as NOT_SERVING (a hung dependency). */
   checkTimeoutMs?: number;
+  /** Aborted when the server starts shutting down: watchers are told NOT_SERVING and released. */
+  shutdown?: AbortSignal;
 }
 
 /** Registers grpc.health.v1.Health: Check, Watch and List, all following `ready()`. */
@@ -40,22 +42,25 @@ export function registerHealth(router: ConnectRouter, options: HealthOptions): v
       return { status: await status() };
     },
     async *watch(req, ctx) {
+      // An open Watch would otherwise hold its connection, and so a graceful shutdown, until the grace period ends.
+      const signal = options.shutdown ? AbortSignal.any([ctx.signal, options.shutdown]) : ctx.signal;
       if (!known.has(req.service)) {
         // The spec keeps the call open: a service may become known later (ours never do).
         yield { status: Status.SERVICE_UNKNOWN };
-        await sleep(2 ** 31 - 1, undefined, { signal: ctx.signal }).catch(() => {});
+        await sleep(2 ** 31 - 1, undefined, { signal }).catch(() => {});
         return;
       }
       let last: Status | undefined;
-      while (!ctx.signal.aborted) {
+      while (!signal.aborted) {
         const current = await status();
         if (current !== last) {
           last = current;
           yield { status: current };
         }
         // Ends the loop as soon as the client cancels instead of after the next poll.
-        await sleep(pollMs, undefined, { signal: ctx.signal }).catch(() => {});
+        await sleep(pollMs, undefined, { signal }).catch(() => {});
       }
+      if (options.shutdown?.aborted && !ctx.signal.aborted) yield { status: Status.NOT_SERVING };
     },
     async list() {
       const current = await status();
