@@ -253,7 +253,18 @@ export class UploadsService {
   }
 
   private async *concatenate(parts: readonly UploadPartRecord[]): AsyncGenerator<Uint8Array> {
-    for (const part of parts) yield* await this.options.store.get(part.storageKey, undefined);
+    for (const part of parts) {
+      let body: AsyncIterable<Uint8Array>;
+      try {
+        body = await this.options.store.get(part.storageKey, undefined);
+      } catch (err) {
+        // A part lost from storage cannot be read back by retrying; sending it again can fix it.
+        if (!(err instanceof FilesError && err.code === "not_found")) throw err;
+        await this.options.repository.deletePart(part.id).catch(() => {});
+        throw conflict(`Part '${part.id}' is no longer in storage; add it again and complete with its new id`, "part_ids");
+      }
+      yield* body;
+    }
   }
 
   private async discardParts(uploadId: string): Promise<void> {

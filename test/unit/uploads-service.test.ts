@@ -464,6 +464,24 @@ describe("UploadsService (in-memory adapters)", () => {
       expect(await downloaded(file!.id)).toEqual(Buffer.concat(pieces));
     });
 
+    it("answers a part lost from storage with a conflict naming it, and completes once it is sent again", async () => {
+      const pieces = [randomBytes(3000), randomBytes(3000)];
+      const { upload } = await create(6000);
+      const parts: UploadPartRecord[] = [];
+      for (const p of pieces) parts.push(await addPart(upload.id, p));
+      await store.delete(parts[0]!.storageKey); // lost behind the service's back
+      const err = await failure(uploads.complete(upload.id, parts.map((p) => p.id)));
+      expect(err.code).toBe("conflict");
+      expect(err.param).toBe("part_ids");
+      expect(err.message).toContain(parts[0]!.id);
+      expect(fileRepo.rows.size).toBe(0);
+      expect((await uploadRepo.findUpload(upload.id))?.status).toBe("pending");
+      expect((await uploadRepo.listParts(upload.id)).map((p) => p.id)).toEqual([parts[1]!.id]);
+      const again = await addPart(upload.id, pieces[0]!);
+      const { file } = await uploads.complete(upload.id, [again.id, parts[1]!.id]);
+      expect(await downloaded(file!.id)).toEqual(Buffer.concat(pieces));
+    });
+
     it("shows pending while completing, and refuses a racing cancel, complete or part", async () => {
       const data = randomBytes(100);
       const { upload } = await create(100);
