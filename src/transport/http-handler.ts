@@ -9,7 +9,7 @@ import { filesHandlers } from "./connect/files-handlers.js";
 import { registerHealth } from "./connect/health.js";
 import { registerReflection } from "./connect/reflection.js";
 import { uploadsHandlers } from "./connect/uploads-handlers.js";
-import { logInterceptor } from "./connect/log-interceptor.js";
+import { observeInterceptor } from "./connect/observe-interceptor.js";
 import { withSpecGrpcMessageEncoding } from "./grpc-message-encoding.js";
 import { serveRest } from "./rest/router.js";
 
@@ -41,7 +41,7 @@ export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
       registerHealth(router, { ready: options.ready, services: [FilesServiceDesc.typeName], shutdown: options.shutdown });
       registerReflection(router); // last: it describes every service registered before it
     },
-    interceptors: [logInterceptor(logger, options.metrics), errorInterceptor(onUnexpected)],
+    interceptors: [observeInterceptor(logger, options.metrics), errorInterceptor(onUnexpected)],
     readMaxBytes: options.maxMessageBytes,
     // Compressed requests are still accepted, but responses are never compressed: file bytes are
     // usually incompressible, and gzipping every download chunk cut throughput by an order of magnitude.

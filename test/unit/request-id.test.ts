@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { isSaneRequestId, newRequestId, requestIdFrom } from "../../src/observability/request-id.js";
-import { transportOf } from "../../src/transport/connect/log-interceptor.js";
+import { transportOf } from "../../src/transport/connect/observe-interceptor.js";
 
 describe("request ids", () => {
   it("keeps a caller's id made of 1 to 128 visible ASCII characters", () => {

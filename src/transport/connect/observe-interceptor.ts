@@ -13,7 +13,7 @@ const DOWNLOAD_RPCS = new Set(["DownloadFile"]);
  * or as error metadata when the call fails) and the chunk bytes that went in and out. Also feeds
  * the request, transfer and in-flight metrics.
  */
-export function logInterceptor(logger: Logger, metrics?: RequestSink): Interceptor {
+export function observeInterceptor(logger: Logger, metrics?: RequestSink): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const rpc = `${req.service.typeName}/${req.method.name}`;
