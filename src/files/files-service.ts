@@ -164,7 +164,11 @@ export class FilesService {
   }
 
   async download(id: string, range: RangeRequest = { offset: 0 }, signal?: AbortSignal): Promise<Download> {
-    const file = await this.get(id);
+    return this.read(await this.get(id), range, signal);
+  }
+
+  /** Streams a file already looked up with get(), for callers that need its size before choosing the range. */
+  async read(file: FileRecord, range: RangeRequest = { offset: 0 }, signal?: AbortSignal): Promise<Download> {
     const { offset, length } = clipRange(range, file.bytes);
     const body = length === 0 ? emptyBody() : await this.store.get(file.storageKey, { offset, length }, signal);
     return { file, offset, length, body };

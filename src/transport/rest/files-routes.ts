@@ -121,7 +121,7 @@ export async function fileContent(req: HttpRequest, res: HttpResponse, id: strin
     res.end();
     return;
   }
-  const download = await files.download(id, { offset, length }, clientGone(res));
+  const download = await files.read(file, { offset, length }, clientGone(res));
   await sendBody(res, download.body);
 }
 
