@@ -2,14 +2,11 @@ import type { Logger } from "pino";
 import type { Config } from "./config/config.js";
 import { FilesService } from "./files/files-service.js";
 import { UploadsService } from "./files/uploads-service.js";
-import type { FileRepository, ObjectStore } from "./files/ports.js";
+import type { FileRepository } from "./files/ports.js";
 import { openMetadata } from "./metadata/open.js";
 import { FilesMetrics } from "./observability/metrics.js";
+import { openObjectStore } from "./storage/open-store.js";
 import { timedFileRepository, timedUploadRepository } from "./observability/timed-repositories.js";
-import { ensureBucket } from "./storage/bucket.js";
-import { LocalFsObjectStore } from "./storage/local-fs-object-store.js";
-import { createS3Client } from "./storage/s3-client.js";
-import { S3ObjectStore } from "./storage/s3-object-store.js";
 import { createHttpHandler } from "./transport/http-handler.js";
 import { createOnePortServer, type OnePortServer } from "./transport/one-port-server.js";
 
@@ -27,7 +24,7 @@ export interface RunningApp {
 /** Wires the adapters around the core from a validated config, and starts listening. */
 export async function startApp(config: Config, logger: Logger): Promise<RunningApp> {
   const metrics = new FilesMetrics();
-  const store = await openObjectStore(config, metrics).catch((err: unknown) => {
+  const store = await openObjectStore(config.storage, { metrics }).catch((err: unknown) => {
     throw new StartupError(`object storage: ${(err as Error).message}`, { cause: err });
   });
   const metadata = await openMetadata(config.metadataStore).catch((err: unknown) => {
@@ -76,29 +73,6 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
       return stopApp(server, repository, graceMs);
     },
   };
-}
-
-async function openObjectStore(config: Config, metrics: FilesMetrics): Promise<ObjectStore> {
-  const storage = config.storage;
-  if (storage.type === "inline::localfs") return new LocalFsObjectStore({ dir: storage.storageDir });
-  const client = createS3Client({
-    region: storage.region,
-    endpointUrl: storage.endpointUrl,
-    accessKeyId: storage.accessKeyId,
-    secretAccessKey: storage.secretAccessKey,
-    sessionToken: storage.sessionToken,
-    forcePathStyle: storage.forcePathStyle,
-    requestChecksumCalculation: storage.requestChecksumCalculation,
-    responseChecksumValidation: storage.responseChecksumValidation,
-    metrics,
-  });
-  await ensureBucket(client, storage.bucket, { autoCreate: storage.autoCreateBucket, region: storage.region });
-  return new S3ObjectStore({
-    client,
-    bucket: storage.bucket,
-    partSizeBytes: storage.partSizeBytes,
-    partConcurrency: storage.partConcurrency,
-  });
 }
 
 async function stopApp(server: OnePortServer, repository: FileRepository, graceMs: number): Promise<void> {
