@@ -14,6 +14,8 @@ export interface Config {
     /** How long an Upload may stay pending. */
     uploadExpireAfterSeconds: number;
   };
+  /** Unset: no authentication (the server then binds to loopback unless told otherwise). */
+  auth?: AuthConfig;
   storage: S3StorageConfig | LocalFsStorageConfig;
   metadataStore: MetadataStoreConfig;
 }
@@ -43,3 +45,15 @@ export interface LocalFsStorageConfig {
 export type MetadataStoreConfig =
   | { type: "sqlite"; dbPath: string }
   | { type: "postgres"; url?: string; host?: string; port?: number; db?: string; user?: string; password?: string };
+
+export interface AuthConfig {
+  apiKeys: Array<{ key: string; principal: string }>;
+  jwt?: {
+    jwksUrl?: string;
+    publicKey?: string;
+    issuer: string;
+    audience: string;
+    principalClaim: string;
+    clockToleranceSeconds?: number;
+  };
+}

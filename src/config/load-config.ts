@@ -8,8 +8,9 @@ import {
   s3ProviderSchema,
   type MetadataStoreYaml,
   type S3ProviderYaml,
+  type ServerYaml,
 } from "./schema.js";
-import type { Config, MetadataStoreConfig } from "./config.js";
+import type { AuthConfig, Config, MetadataStoreConfig } from "./config.js";
 
 const MiB = 1024 * 1024;
 export const DEFAULT_PORT = 8321;
@@ -54,6 +55,7 @@ export function loadConfig(sources: ConfigSources): Config {
     throw new ConfigError(`port '${port}' is not a port number (0-65535)`);
   }
   const common = {
+    auth: authConfig(server.auth),
     server: {
       host: sources.host ?? server.host ?? "127.0.0.1",
       port: portNumber,
@@ -113,6 +115,22 @@ function s3StorageConfig(s3: S3ProviderYaml): Config["storage"] {
     // Many S3-compatible servers mis-store aws-chunked trailing checksums (stack notes): off for custom endpoints.
     requestChecksumCalculation: s3.request_checksum_calculation ?? (custom ? "WHEN_REQUIRED" : "WHEN_SUPPORTED"),
     responseChecksumValidation: s3.response_checksum_validation ?? (custom ? "WHEN_REQUIRED" : "WHEN_SUPPORTED"),
+  };
+}
+
+function authConfig(auth: ServerYaml["auth"]): AuthConfig | undefined {
+  if (auth === undefined) return undefined;
+  const jwt = auth.jwt;
+  return {
+    apiKeys: auth.api_keys ?? [],
+    jwt: jwt && {
+      jwksUrl: jwt.jwks_url,
+      publicKey: jwt.public_key,
+      issuer: jwt.issuer,
+      audience: jwt.audience,
+      principalClaim: jwt.principal_claim ?? "sub",
+      clockToleranceSeconds: jwt.clock_tolerance_seconds,
+    },
   };
 }
 

@@ -56,8 +56,40 @@ export const localFsProviderSchema = z.strictObject({
   metadata_store: optional(metadataStore),
 });
 
+const apiKeySchema = z.strictObject({
+  // At least 16 characters: a short key can be guessed. Empty usually means an unset ${env.X}.
+  key: z.string().min(16, "key must be at least 16 characters (is its environment variable set?)"),
+  principal: z.string().min(1).max(255).regex(/^[^\u0000-\u001f\u007f]+$/, "principal must not contain control characters"),
+});
+
+const jwtSchema = z
+  .strictObject({
+    jwks_url: optional(z.url()),
+    public_key: optional(z.string().includes("-----BEGIN", { message: "public_key must be a PEM public key or certificate" })),
+    issuer: z.string({ error: "issuer is required" }).min(1),
+    audience: z.string({ error: "audience is required" }).min(1),
+    principal_claim: optional(z.string().min(1)),
+    clock_tolerance_seconds: optional(int(0, 600)),
+  })
+  .refine((jwt) => (jwt.jwks_url === undefined) !== (jwt.public_key === undefined), {
+    message: "give exactly one of jwks_url or public_key",
+  });
+
+const authSchema = z
+  .strictObject({
+    api_keys: optional(z.array(apiKeySchema)),
+    jwt: optional(jwtSchema),
+  })
+  .refine((auth) => (auth.api_keys?.length ?? 0) > 0 || auth.jwt !== undefined, {
+    message: "auth needs api_keys or jwt (remove the auth block to run without authentication)",
+  })
+  .refine((auth) => new Set(auth.api_keys?.map((k) => k.key)).size === (auth.api_keys?.length ?? 0), {
+    message: "api_keys: the same key appears twice",
+  });
+
 export const serverSchema = z.strictObject({
   host: optional(z.string()),
+  auth: optional(authSchema),
   port: optional(int(0, 65535)),
   log_level: optional(z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])),
   limits: optional(
