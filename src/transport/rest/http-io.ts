@@ -39,7 +39,8 @@ export function sendError(req: HttpRequest, res: HttpResponse, err: unknown, log
   }
   // Headers meant for a success (a file's type, ETag, filename) must not describe an error body.
   for (const name of res.getHeaderNames()) if (!KEPT_ON_ERROR.has(name)) res.removeHeader(name);
-  if (status < 500 || status === 501) res.setHeader("x-should-retry", "false");
+  // 429 is the one client-side status worth retrying: the same request may pass once load drops.
+  if ((status < 500 && status !== 429) || status === 501) res.setHeader("x-should-retry", "false");
   if (!req.complete) discardAfterAnswer(req, res);
   sendJson(res, status, body);
 }

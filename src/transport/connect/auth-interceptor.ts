@@ -1,0 +1,25 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { AuthenticationError, type Authenticator } from "../../auth/authenticator.js";
+import { PRINCIPAL } from "./principal.js";
+
+/** Health checks answer load balancers and orchestrators, which carry no tokens. */
+const OPEN_SERVICES = new Set(["grpc.health.v1.Health"]);
+
+/**
+ * Every other RPC needs `authorization: Bearer <token>` (gRPC metadata or HTTP header); the
+ * principal it names is put in the call's context values for the handlers and the log line.
+ */
+export function authInterceptor(authenticator: Authenticator): Interceptor {
+  return (next) => async (req) => {
+    if (OPEN_SERVICES.has(req.service.typeName)) return next(req);
+    let principal: string;
+    try {
+      principal = await authenticator.authenticate(req.header.get("authorization") ?? undefined);
+    } catch (err) {
+      if (err instanceof AuthenticationError) throw new ConnectError(err.message, Code.Unauthenticated);
+      throw err;
+    }
+    req.contextValues.set(PRINCIPAL, principal);
+    return next(req);
+  };
+}
