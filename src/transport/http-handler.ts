@@ -12,6 +12,7 @@ import { uploadsHandlers } from "./connect/uploads-handlers.js";
 import { observeInterceptor } from "./connect/observe-interceptor.js";
 import { withSpecGrpcMessageEncoding } from "./grpc-message-encoding.js";
 import { serveRest } from "./rest/router.js";
+import { webAssets } from "./web-assets.js";
 
 /** A handler for both node:http and node:http2 requests (connect-node does not export the name). */
 export type NodeHandlerFn = ReturnType<typeof connectNodeAdapter>;
@@ -51,7 +52,11 @@ export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
   }));
 }
 
+/** The browser client's page and assets, from dist/web. */
+const serveWebAssets = webAssets();
+
 async function plainRoutes(req: Request, res: Response, options: HttpHandlerOptions): Promise<void> {
+  if (await serveWebAssets(req, res)) return;
   if (await serveRest(req, res, options)) return;
   const path = (req.url ?? "/").split("?")[0];
   if (path === "/healthz") return sendJson(res, 200, { status: "ok" });

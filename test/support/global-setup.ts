@@ -45,6 +45,8 @@ function buildServer(): void {
   const root = resolve(import.meta.dirname, "../..");
   try {
     execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"], { cwd: root, stdio: "pipe" });
+    // The browser client the server serves at "/", as `npm run build` bundles it.
+    execFileSync(process.execPath, [join(root, "scripts/build-web.mjs")], { cwd: root, stdio: "pipe" });
   } catch (err) {
     const out = err as { stdout?: Buffer; stderr?: Buffer };
     throw new Error(`building the server failed:\n${out.stdout ?? ""}${out.stderr ?? ""}`);
