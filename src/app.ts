@@ -2,7 +2,8 @@ import type { Logger } from "pino";
 import type { Config } from "./config/config.js";
 import { FilesService } from "./files/files-service.js";
 import { UploadsService } from "./files/uploads-service.js";
-import type { FileRepository } from "./files/ports.js";
+import type { FileRepository, ObjectStore, UploadRepository } from "./files/ports.js";
+import { Reaper } from "./files/reaper.js";
 import { openMetadata } from "./metadata/open.js";
 import { FilesMetrics } from "./observability/metrics.js";
 import { openObjectStore } from "./storage/open-store.js";
@@ -24,7 +25,10 @@ export interface RunningApp {
 /** Wires the adapters around the core from a validated config, and starts listening. */
 export async function startApp(config: Config, logger: Logger): Promise<RunningApp> {
   const metrics = new FilesMetrics();
-  const store = await openObjectStore(config.storage, { metrics }).catch((err: unknown) => {
+  const store = await openObjectStore(config.storage, {
+    metrics,
+    onS3Retry: (retry) => logger.warn(retry, "an S3 request failed; retrying"),
+  }).catch((err: unknown) => {
     throw new StartupError(`object storage: ${(err as Error).message}`, { cause: err });
   });
   const metadata = await openMetadata(config.metadataStore).catch((err: unknown) => {
@@ -33,11 +37,20 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
   const repository = timedFileRepository(metadata.files, metrics);
   const keyPrefix = config.storage.type === "remote::s3" ? config.storage.keyPrefix : "";
   const onOrphanedObject = (key: string, err: unknown) => logger.warn({ key, err }, "could not remove an object; reconcile will find it");
-  const files = new FilesService({ store, repository, keyPrefix, maxFileBytes: config.server.maxFileBytes, onOrphanedObject });
+  const defaultTtls = config.expiry.defaultTtlSeconds;
+  const files = new FilesService({
+    store,
+    repository,
+    keyPrefix,
+    maxFileBytes: config.server.maxFileBytes,
+    defaultTtlSeconds: (purpose) => defaultTtls[purpose],
+    onOrphanedObject,
+  });
+  const uploadRepository = timedUploadRepository(metadata.uploads, metrics);
   const uploads = new UploadsService({
     files,
     store,
-    repository: timedUploadRepository(metadata.uploads, metrics),
+    repository: uploadRepository,
     keyPrefix,
     maxUploadBytes: config.server.maxUploadBytes,
     maxPartBytes: config.server.maxPartBytes,
@@ -66,13 +79,42 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
     const code = (err as NodeJS.ErrnoException).code;
     throw new StartupError(`cannot listen on ${config.server.host}:${config.server.port}: ${code ?? (err as Error).message}`, { cause: err });
   }
+  const reaper = startReaper(config, { files: repository, uploads: uploadRepository, store, keyPrefix }, metrics, logger);
   return {
     port,
-    stop: (graceMs) => {
+    stop: async (graceMs) => {
       shutdown.abort();
+      // Stopped before the repositories close, so no pass is cut off mid-item by a closed pool.
+      await reaper.stop();
       return stopApp(server, repository, graceMs);
     },
   };
+}
+
+/** The background reaper of expired files and uploads; its failures are logged and it carries on. */
+function startReaper(
+  config: Config,
+  ports: { files: FileRepository; uploads: UploadRepository; store: ObjectStore; keyPrefix: string },
+  metrics: FilesMetrics,
+  logger: Logger,
+): Reaper {
+  const log = logger.child({ component: "reaper" });
+  const reaper = new Reaper({
+    ...ports,
+    intervalSeconds: config.expiry.reaper.intervalSeconds,
+    batchSize: config.expiry.reaper.batchSize,
+    events: {
+      fileReaped: () => metrics.reaped.inc(),
+      uploadExpired: () => metrics.reapedUploads.inc(),
+      pass: (summary) => {
+        const busy = summary.files.claimed > 0 || summary.uploads.claimed > 0;
+        log[busy ? "info" : "debug"](summary, "reap batch");
+      },
+      error: (err, context) => log.warn({ err, ...context }, "reaper: step failed; a later pass retries it"),
+    },
+  });
+  reaper.start();
+  return reaper;
 }
 
 async function stopApp(server: OnePortServer, repository: FileRepository, graceMs: number): Promise<void> {

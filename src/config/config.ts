@@ -1,3 +1,5 @@
+import type { DefaultTtls } from "../files/default-ttl.js";
+
 /** The validated, typed configuration the rest of the program reads. Built by load-config.ts. */
 export interface Config {
   server: {
@@ -18,6 +20,18 @@ export interface Config {
   auth?: AuthConfig;
   storage: S3StorageConfig | LocalFsStorageConfig;
   metadataStore: MetadataStoreConfig;
+  /** From the provider config, for either provider type. */
+  expiry: ExpiryConfig;
+}
+
+export interface ExpiryConfig {
+  /** Per upload purpose: the expiry, in seconds after creation, when a client names none; null: never. */
+  defaultTtlSeconds: DefaultTtls;
+  reaper: {
+    /** 0: no reaper (expired files stay hidden, but their objects and rows stay too). */
+    intervalSeconds: number;
+    batchSize: number;
+  };
 }
 
 export interface S3StorageConfig {
@@ -35,6 +49,16 @@ export interface S3StorageConfig {
   partConcurrency: number;
   requestChecksumCalculation: "WHEN_SUPPORTED" | "WHEN_REQUIRED";
   responseChecksumValidation: "WHEN_SUPPORTED" | "WHEN_REQUIRED";
+  /** Server-side encryption asked for on every object written; unset: the bucket's default. */
+  sse?: "AES256" | "aws:kms";
+  /** Only with sse "aws:kms"; unset: the account's AWS-managed key. */
+  sseKmsKeyId?: string;
+  connectTimeoutMs: number;
+  /** Per attempt, until the response headers (for a PUT, sending the body included). */
+  requestTimeoutMs: number;
+  /** Per S3 command, retries included. */
+  maxAttempts: number;
+  retryMode: "standard" | "adaptive";
 }
 
 export interface LocalFsStorageConfig {

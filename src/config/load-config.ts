@@ -6,11 +6,14 @@ import {
   documentSchema,
   localFsProviderSchema,
   s3ProviderSchema,
+  type DefaultTtlYaml,
   type MetadataStoreYaml,
+  type ReaperYaml,
   type S3ProviderYaml,
   type ServerYaml,
 } from "./schema.js";
-import type { AuthConfig, Config, MetadataStoreConfig } from "./config.js";
+import type { AuthConfig, Config, ExpiryConfig, MetadataStoreConfig } from "./config.js";
+import { BUILT_IN_DEFAULT_TTLS } from "../files/default-ttl.js";
 
 const MiB = 1024 * 1024;
 export const DEFAULT_PORT = 8321;
@@ -20,6 +23,13 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 8 * MiB;
 export const DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * MiB;
 export const DEFAULT_MAX_PART_BYTES = 64 * MiB;
 export const DEFAULT_UPLOAD_EXPIRE_AFTER_SECONDS = 3600;
+export const DEFAULT_REAPER_INTERVAL_SECONDS = 60;
+export const DEFAULT_REAPER_BATCH_SIZE = 100;
+export const DEFAULT_S3_CONNECT_TIMEOUT_SECONDS = 10;
+/** Generous: a PUT's time includes sending its part (8 MiB by default) over a slow link. */
+export const DEFAULT_S3_REQUEST_TIMEOUT_SECONDS = 300;
+/** The AWS SDK's own default: the first try and two retries. */
+export const DEFAULT_S3_MAX_ATTEMPTS = 3;
 
 /** A configuration problem, worded for the operator: it names the file and the field. */
 export class ConfigError extends Error {
@@ -74,6 +84,7 @@ export function loadConfig(sources: ConfigSources): Config {
       ...common,
       metadataStore: metadataStoreConfig(s3.metadata_store, "./data/files.db"),
       storage: s3StorageConfig(s3),
+      expiry: expiryConfig(s3),
     };
   }
   const local = check(localFsProviderSchema, doc.config ?? {}, where, "config.");
@@ -81,6 +92,7 @@ export function loadConfig(sources: ConfigSources): Config {
     ...common,
     metadataStore: metadataStoreConfig(local.metadata_store, "./data/files.db"),
     storage: { type: "inline::localfs", storageDir: local.storage_dir ?? "./data/files" },
+    expiry: expiryConfig(local),
   };
 }
 
@@ -89,7 +101,7 @@ export function loadConfig(sources: ConfigSources): Config {
  * key (bucket_name, region, a misspelt one...) means S3, so a typo is reported against S3's keys.
  */
 function inferProviderType(config: Record<string, unknown>): "remote::s3" | "inline::localfs" {
-  const keys = Object.keys(config).filter((key) => key !== "metadata_store");
+  const keys = Object.keys(config).filter((key) => !PROVIDER_NEUTRAL_KEYS.has(key));
   if (keys.length === 0 || keys.includes("storage_dir")) return "inline::localfs";
   return "remote::s3";
 }
@@ -97,6 +109,12 @@ function inferProviderType(config: Record<string, unknown>): "remote::s3" | "inl
 function s3StorageConfig(s3: S3ProviderYaml): Config["storage"] {
   if ((s3.aws_access_key_id === undefined) !== (s3.aws_secret_access_key === undefined)) {
     throw new ConfigError("config.aws_access_key_id and config.aws_secret_access_key must be given together (or neither, for the default credential chain)");
+  }
+  if (s3.aws_session_token !== undefined && s3.aws_access_key_id === undefined) {
+    throw new ConfigError("config.aws_session_token needs config.aws_access_key_id and config.aws_secret_access_key (the temporary credentials it belongs to)");
+  }
+  if (s3.sse_kms_key_id !== undefined && s3.sse !== "aws:kms") {
+    throw new ConfigError('config.sse_kms_key_id is only valid with config.sse: "aws:kms"');
   }
   const custom = s3.endpoint_url !== undefined;
   return {
@@ -115,6 +133,12 @@ function s3StorageConfig(s3: S3ProviderYaml): Config["storage"] {
     // Many S3-compatible servers mis-store aws-chunked trailing checksums (stack notes): off for custom endpoints.
     requestChecksumCalculation: s3.request_checksum_calculation ?? (custom ? "WHEN_REQUIRED" : "WHEN_SUPPORTED"),
     responseChecksumValidation: s3.response_checksum_validation ?? (custom ? "WHEN_REQUIRED" : "WHEN_SUPPORTED"),
+    sse: s3.sse,
+    sseKmsKeyId: s3.sse_kms_key_id,
+    connectTimeoutMs: Math.round((s3.connect_timeout_seconds ?? DEFAULT_S3_CONNECT_TIMEOUT_SECONDS) * 1000),
+    requestTimeoutMs: Math.round((s3.request_timeout_seconds ?? DEFAULT_S3_REQUEST_TIMEOUT_SECONDS) * 1000),
+    maxAttempts: s3.max_attempts ?? DEFAULT_S3_MAX_ATTEMPTS,
+    retryMode: s3.retry_mode ?? "standard",
   };
 }
 
@@ -130,6 +154,23 @@ function authConfig(auth: ServerYaml["auth"]): AuthConfig | undefined {
       audience: jwt.audience,
       principalClaim: jwt.principal_claim ?? "sub",
       clockToleranceSeconds: jwt.clock_tolerance_seconds,
+    },
+  };
+}
+
+/** Keys both provider types take, which say nothing about which one is meant. */
+const PROVIDER_NEUTRAL_KEYS = new Set(["metadata_store", "default_ttl_seconds", "reaper"]);
+
+function expiryConfig(provider: { default_ttl_seconds?: DefaultTtlYaml; reaper?: ReaperYaml }): ExpiryConfig {
+  const overrides = Object.entries(provider.default_ttl_seconds ?? {}).filter(([, ttl]) => ttl !== undefined);
+  return {
+    defaultTtlSeconds: {
+      ...BUILT_IN_DEFAULT_TTLS,
+      ...Object.fromEntries(overrides.map(([purpose, ttl]) => [purpose, ttl === "none" ? null : ttl])),
+    },
+    reaper: {
+      intervalSeconds: provider.reaper?.interval_seconds ?? DEFAULT_REAPER_INTERVAL_SECONDS,
+      batchSize: provider.reaper?.batch_size ?? DEFAULT_REAPER_BATCH_SIZE,
     },
   };
 }

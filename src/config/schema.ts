@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { UPLOAD_PURPOSES, type UploadPurpose } from "../files/purposes.js";
 
 // After env substitution an empty string means "not set" (the seed's `${env.X:=}` idiom).
 const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === "" || v === null ? undefined : v), schema.optional());
@@ -32,6 +33,30 @@ const metadataStore = z.discriminatedUnion("type", [sqliteStore, postgresStore])
 
 const checksumMode = z.enum(["WHEN_SUPPORTED", "WHEN_REQUIRED"]);
 
+/** A duration in seconds; fractions allowed (0.5). */
+const seconds = (max: number) =>
+  z.coerce.number().positive("must be more than 0 seconds").max(max, `must be at most ${max} seconds`);
+
+// A default expiry in seconds, or "none" for never.
+const ttl = z.union([z.literal("none"), int(1)], { error: 'must be a whole number of seconds (at least 1) or "none"' });
+
+/** Per upload purpose; a purpose left out keeps its built-in default (batch 30 days, others never). */
+const defaultTtlSeconds = z.strictObject(
+  Object.fromEntries(UPLOAD_PURPOSES.map((purpose) => [purpose, optional(ttl)])) as Record<UploadPurpose, ReturnType<typeof optional<typeof ttl>>>,
+  {
+    error: (issue) =>
+      issue.code === "unrecognized_keys"
+        ? `unknown purpose ${issue.keys.map((k) => `'${k}'`).join(", ")}; the purposes are ${UPLOAD_PURPOSES.join(", ")}`
+        : undefined,
+  },
+);
+
+/** The background removal of expired files and uploads; interval_seconds 0 turns it off. */
+const reaper = z.strictObject({
+  interval_seconds: optional(int(0, 24 * 3600)),
+  batch_size: optional(int(1, 10_000)),
+});
+
 /** `config:` for provider_type remote::s3; the seed's keys first, then ours. */
 export const s3ProviderSchema = z.strictObject({
   bucket_name: z.string({ error: "bucket_name is required" }).min(3),
@@ -43,17 +68,36 @@ export const s3ProviderSchema = z.strictObject({
   auto_create_bucket: optional(boolish),
   metadata_store: optional(metadataStore),
   force_path_style: optional(boolish),
-  key_prefix: optional(z.string().regex(/^([A-Za-z0-9._-]+\/)*$/, "key_prefix must be path segments ending in '/'")),
+  // Relative segments only, so a prefix can neither climb out ("../") nor start at the root ("/").
+  key_prefix: optional(
+    z
+      .string()
+      .max(512, "key_prefix must be at most 512 characters")
+      .regex(
+        /^((?!\.{1,2}\/)[A-Za-z0-9._-]+\/)*$/,
+        "key_prefix must be relative path segments each ending in '/' (letters, digits, '.', '_', '-'; no '.' or '..' segments), e.g. tenants/acme/files/",
+      ),
+  ),
   part_size_bytes: optional(int(5 * MiB, 5 * 1024 * MiB)),
   part_concurrency: optional(int(1, 64)),
   request_checksum_calculation: optional(checksumMode),
   response_checksum_validation: optional(checksumMode),
+  sse: optional(z.enum(["AES256", "aws:kms"], { error: 'sse must be "AES256" or "aws:kms"' })),
+  sse_kms_key_id: optional(z.string().min(1)),
+  connect_timeout_seconds: optional(seconds(300)),
+  request_timeout_seconds: optional(seconds(3600)),
+  max_attempts: optional(int(1, 10)),
+  retry_mode: optional(z.enum(["standard", "adaptive"], { error: 'retry_mode must be "standard" or "adaptive"' })),
+  default_ttl_seconds: optional(defaultTtlSeconds),
+  reaper: optional(reaper),
 });
 
 /** `config:` for provider_type inline::localfs, the embedded default. */
 export const localFsProviderSchema = z.strictObject({
   storage_dir: optional(z.string()),
   metadata_store: optional(metadataStore),
+  default_ttl_seconds: optional(defaultTtlSeconds),
+  reaper: optional(reaper),
 });
 
 const apiKeySchema = z.strictObject({
@@ -119,3 +163,5 @@ export type S3ProviderYaml = z.infer<typeof s3ProviderSchema>;
 export type LocalFsProviderYaml = z.infer<typeof localFsProviderSchema>;
 export type ServerYaml = z.infer<typeof serverSchema>;
 export type MetadataStoreYaml = z.infer<typeof metadataStore>;
+export type DefaultTtlYaml = z.infer<typeof defaultTtlSeconds>;
+export type ReaperYaml = z.infer<typeof reaper>;

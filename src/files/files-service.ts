@@ -1,7 +1,7 @@
 import { cancelled, FilesError, invalidArgument, notFound, orUnavailable, outOfRange } from "./errors.js";
 import { ContentMeter } from "./content-meter.js";
 import { isFileId, newFileId } from "./ids.js";
-import { isPurpose, type Purpose } from "./purposes.js";
+import { isPurpose, type Purpose, type UploadPurpose } from "./purposes.js";
 import { validateHead, validateUpload, type UploadHead, type UploadRequest, type ValidUpload } from "./upload-request.js";
 import { systemClock, type Clock, type FileRecord, type FileRepository, type ListOrder, type ObjectStore } from "./ports.js";
 
@@ -12,6 +12,11 @@ export interface FilesServiceOptions {
   /** Prepended to every object key, e.g. "tenants/acme/files/". */
   keyPrefix?: string;
   maxFileBytes: number;
+  /**
+   * The expiry, in seconds after creation, of a file whose client gave no `expires_after`;
+   * null means never. Omitted: no default expiry for any purpose.
+   */
+  defaultTtlSeconds?: (purpose: UploadPurpose) => number | null;
   /** Told about objects left behind by a failed clean-up, so they can be logged for reconciliation. */
   onOrphanedObject?: (key: string, error: unknown) => void;
 }
@@ -133,13 +138,14 @@ export class FilesService {
     }
 
     const createdAt = this.clock.now();
+    const ttl = upload.expiresAfterSeconds ?? this.options.defaultTtlSeconds?.(upload.purpose) ?? null;
     const record: FileRecord = {
       id,
       filename: upload.filename,
       purpose: upload.purpose,
       bytes: meter.bytes,
       createdAt,
-      expiresAt: upload.expiresAfterSeconds === undefined ? null : createdAt + upload.expiresAfterSeconds,
+      expiresAt: ttl === null ? null : createdAt + ttl,
       mimeType: upload.mimeType,
       sha256: meter.sha256,
       storageKey,

@@ -137,6 +137,22 @@ function createDeletedFilesTable() {
   };
 }
 
+/**
+ * The reaper's claim lease (see FileRepository.claimExpired): a row held until this unix second,
+ * and the index its claims use. Only adds nullable columns (and an index), so tables Llama Stack
+ * writes to stay as they were for it.
+ */
+function addReapClaimColumns() {
+  return class AddReapClaimColumns extends Migration {
+    override up(): void {
+      this.addSql(`alter table "${FILES_TABLE}" add column "reap_claimed_until" bigint null`);
+      this.addSql(`alter table "${UPLOADS_TABLE}" add column "reap_claimed_until" bigint null`);
+      // Each replica's claim looks for expired rows once per pass: an index, not a table scan.
+      this.addSql(`create index if not exists "${FILES_TABLE}_expires_at_index" on "${FILES_TABLE}" ("expires_at")`);
+    }
+  };
+}
+
 /** Inline list (no file globbing), so it runs the same under node, tsx and vitest. */
 export function migrationsList(dialect: Dialect): MigrationObject[] {
   return [
@@ -144,6 +160,7 @@ export function migrationsList(dialect: Dialect): MigrationObject[] {
     { name: "0002_adopt_llama_stack_table", class: adoptLlamaStackTable(dialect) },
     { name: "0003_create_upload_tables", class: createUploadTables() },
     { name: "0004_create_deleted_files_table", class: createDeletedFilesTable() },
+    { name: "0005_add_reap_claim_columns", class: addReapClaimColumns() },
   ];
 }
 

@@ -58,6 +58,12 @@ export class FilesMetrics implements RequestSink, S3OperationSink, MetadataQuery
     labelNames: ["operation", "code"] as const,
     registers: [this.registry],
   });
+  private readonly s3Retries = new Counter({
+    name: "files_s3_retries_total",
+    help: "S3 attempts that failed and were retried (throttling, 5xx, timeouts), by command name and error code",
+    labelNames: ["operation", "code"] as const,
+    registers: [this.registry],
+  });
   private readonly querySeconds = new Histogram({
     name: "files_metadata_query_duration_seconds",
     help: "Metadata repository calls, by repository method",
@@ -70,10 +76,15 @@ export class FilesMetrics implements RequestSink, S3OperationSink, MetadataQuery
     help: "Whole-file uploads and upload parts being streamed in right now",
     registers: [this.registry],
   });
-  /** Incremented by the reaper of expired files and uploads, once there is one. */
+  /** Incremented by the reaper (files/reaper.ts), once per file: replicas' sums count each file once. */
   readonly reaped = new Counter({
     name: "files_reaped_total",
-    help: "Expired files and uploads removed by the reaper",
+    help: "Expired files removed by the reaper (object, then row)",
+    registers: [this.registry],
+  });
+  readonly reapedUploads = new Counter({
+    name: "files_reaped_uploads_total",
+    help: "Pending Uploads past their expiry that the reaper marked expired (their parts are removed too)",
     registers: [this.registry],
   });
 
@@ -122,6 +133,10 @@ export class FilesMetrics implements RequestSink, S3OperationSink, MetadataQuery
   s3Operation(operation: string, seconds: number, errorCode?: string): void {
     this.s3Seconds.observe({ operation, outcome: errorCode === undefined ? "ok" : "error" }, seconds);
     if (errorCode !== undefined) this.s3Errors.inc({ operation, code: errorCode });
+  }
+
+  s3Retry(operation: string, errorCode: string): void {
+    this.s3Retries.inc({ operation, code: errorCode });
   }
 
   metadataQuery(operation: string, seconds: number, outcome: Outcome): void {

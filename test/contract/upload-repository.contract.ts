@@ -198,5 +198,112 @@ export function uploadRepositoryContract(name: string, open: () => Promise<Opene
       // Deleting parts leaves the upload row alone.
       expect(await repo.findUpload(upload.id)).toEqual(upload);
     });
+
+    it("walks every part's storage key by id in keyset pages (listPartKeys)", async () => {
+      const a = await created();
+      const b = await created({ status: "cancelled" });
+      const mine = [
+        partRecord(a.id),
+        partRecord(a.id, { storageKey: "tenant/x/uploads/y/z" }),
+        partRecord(b.id),
+        ...Array.from({ length: 6 }, () => partRecord(b.id)),
+      ];
+      for (const p of mine) await repo.insertPart(p);
+      await repo.deletePart(mine[3]!.id);
+
+      // Other tests' parts are still there: compare the whole walk with itself and check it holds ours.
+      const walkParts = async (limit: number) => {
+        const rows: { id: string; uploadId: string; storageKey: string }[] = [];
+        let after: string | undefined;
+        for (let pages = 0; pages < 10_000; pages++) {
+          const page = await repo.listPartKeys(after, limit);
+          expect(page.length).toBeLessThanOrEqual(limit);
+          rows.push(...page);
+          if (page.length < limit) return rows;
+          after = page.at(-1)!.id;
+        }
+        throw new Error("listPartKeys() never ran out of pages");
+      };
+      const all = await walkParts(10_000);
+      const ids = all.map((p) => p.id);
+      expect(ids).toEqual([...ids].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
+      expect(new Set(ids).size).toBe(ids.length);
+      const wanted = mine.filter((_, i) => i !== 3).map((p) => ({ id: p.id, uploadId: p.uploadId, storageKey: p.storageKey }));
+      expect(all).toEqual(expect.arrayContaining(wanted));
+      expect(ids).not.toContain(mine[3]!.id);
+      for (const limit of [1, 3]) expect(await walkParts(limit), `limit=${limit}`).toEqual(all);
+      expect(await repo.listPartKeys(undefined, 0)).toEqual([]);
+      expect(await repo.listPartKeys(ids.at(-1), 10)).toEqual([]);
+    });
+
+    describe("claimUploadsToReap (the reaper's claims)", () => {
+      const LEASE = 300;
+      /** Past every upload's expiry, present and future, within this suite. */
+      const LATE = T + 10_000_000;
+
+      /**
+       * Other tests' uploads are never removed, so each test first claims everything that is
+       * claimable, with a claim that never lapses within the suite: then only its own rows are left.
+       */
+      async function drain(): Promise<void> {
+        while ((await repo.claimUploadsToReap(LATE, 1000, Number.MAX_SAFE_INTEGER)).length > 0);
+      }
+
+      it("claims pending uploads past their expiry and ended uploads that still have parts, nothing else", async () => {
+        await drain();
+        const expired = await created({ expiresAt: T - 10, fileExpiresAfterSeconds: 7200 });
+        const atExpiry = await created({ expiresAt: T });
+        const live = await created({ expiresAt: T + 1 });
+        const cancelledWithParts = await created({ status: "cancelled", expiresAt: T + 500 });
+        const completedWithParts = await created({ status: "completed", fileId: newFileId(), expiresAt: T + 600 });
+        const expiredWithParts = await created({ status: "expired", expiresAt: T - 20 });
+        const cancelledClean = await created({ status: "cancelled", expiresAt: T - 30 });
+        const completingPast = await created({ status: "completing", expiresAt: T - 40 });
+        for (const u of [live, cancelledWithParts, completedWithParts, expiredWithParts, completingPast]) {
+          await repo.insertPart(partRecord(u.id));
+        }
+        const claimed = await repo.claimUploadsToReap(T, 100, T + LEASE);
+        // Oldest expiry first, whole records.
+        expect(claimed).toEqual([expiredWithParts, expired, atExpiry, cancelledWithParts, completedWithParts]);
+        expect(claimed.map((u) => u.id)).not.toContain(cancelledClean.id);
+        expect(claimed.map((u) => u.id)).not.toContain(completingPast.id);
+        expect(claimed.map((u) => u.id)).not.toContain(live.id);
+        // A claim changes nothing else.
+        expect(await repo.findUpload(expired.id)).toEqual(expired);
+      });
+
+      it("claims up to the limit and holds each claim until it lapses", async () => {
+        await drain();
+        const a = await created({ expiresAt: T - 3 });
+        const b = await created({ expiresAt: T - 2 });
+        const c = await created({ expiresAt: T - 1 });
+        expect((await repo.claimUploadsToReap(T, 2, T + LEASE)).map((u) => u.id)).toEqual([a.id, b.id]);
+        expect((await repo.claimUploadsToReap(T + 1, 10, T + 1 + LEASE)).map((u) => u.id)).toEqual([c.id]);
+        expect(await repo.claimUploadsToReap(T + LEASE, 10, T + 2 * LEASE)).toEqual([]);
+        expect(await repo.claimUploadsToReap(T, 0, T + LEASE)).toEqual([]);
+        // The claimer of a and b died: after their lease they are claimable again, c's claim still holds.
+        expect((await repo.claimUploadsToReap(T + LEASE + 1, 10, T + 2 * LEASE)).map((u) => u.id)).toEqual([a.id, b.id]);
+      });
+
+      it("gives each upload to one of many concurrent claimers", async () => {
+        await drain();
+        const uploads = [];
+        for (let i = 0; i < 20; i++) uploads.push(await created({ expiresAt: T - 50 + (i % 5) }));
+        const batches = await Promise.all(Array.from({ length: 5 }, () => repo.claimUploadsToReap(T, 6, T + LEASE)));
+        const ids = batches.flatMap((batch) => batch.map((u) => u.id));
+        expect(new Set(ids).size).toBe(ids.length);
+        expect([...ids].sort()).toEqual(uploads.map((u) => u.id).sort());
+      });
+
+      it("no longer claims an ended upload once its parts are gone", async () => {
+        await drain();
+        const upload = await created({ status: "cancelled", expiresAt: T - 5 });
+        const part = partRecord(upload.id);
+        await repo.insertPart(part);
+        expect((await repo.claimUploadsToReap(T, 10, T + 1)).map((u) => u.id)).toEqual([upload.id]);
+        await repo.deletePart(part.id);
+        expect(await repo.claimUploadsToReap(T + 2, 10, T + 3)).toEqual([]);
+      });
+    });
   });
 }

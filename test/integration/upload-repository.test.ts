@@ -45,3 +45,28 @@ for (const [name, options] of backends) {
     });
   });
 }
+
+describe("upload reaper claims on one PostgreSQL database from two repositories (two ORMs)", () => {
+  it("split the uploads to reap between concurrent claimers", async () => {
+    const opts = await pgOptions("upload claims two orms");
+    const [a, b] = [await openMetadata(opts), await openMetadata(opts)];
+    try {
+      const T = 1_700_000_000;
+      const uploads = Array.from({ length: 60 }, (_, i) => uploadRecord({ expiresAt: T - 100 + (i % 9) }));
+      for (const u of uploads) await a.uploads.insertUpload(u);
+      const ended = uploadRecord({ status: "cancelled", expiresAt: T + 50 });
+      await a.uploads.insertUpload(ended);
+      await a.uploads.insertPart(partRecord(ended.id));
+      const claimed: string[] = [];
+      for (let wave = 0; wave < 10; wave++) {
+        const batches = await Promise.all([a.uploads.claimUploadsToReap(T, 5, T + 300), b.uploads.claimUploadsToReap(T, 5, T + 300)]);
+        claimed.push(...batches.flat().map((u) => u.id));
+      }
+      expect(new Set(claimed).size).toBe(claimed.length);
+      expect([...claimed].sort()).toEqual([...uploads, ended].map((u) => u.id).sort());
+    } finally {
+      await a.files.close();
+      await b.files.close();
+    }
+  });
+});

@@ -1,4 +1,4 @@
-import type { UploadPartRecord, UploadRecord, UploadRepository, UploadStatus } from "../../src/files/ports.js";
+import type { PartKeyRow, UploadPartRecord, UploadRecord, UploadRepository, UploadStatus } from "../../src/files/ports.js";
 
 /** An in-memory UploadRepository for fast core tests; it passes the same contract suite as the SQL one. */
 export class MemoryUploadRepository implements UploadRepository {
@@ -39,5 +39,28 @@ export class MemoryUploadRepository implements UploadRepository {
 
   async deletePart(partId: string): Promise<void> {
     this.parts.delete(partId);
+  }
+
+  async listPartKeys(afterId: string | undefined, limit: number): Promise<PartKeyRow[]> {
+    return [...this.parts.values()]
+      .filter((p) => afterId === undefined || p.id > afterId)
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .slice(0, Math.max(0, limit))
+      .map((p) => ({ id: p.id, uploadId: p.uploadId, storageKey: p.storageKey }));
+  }
+
+  /** Reaper claims: upload id → the unix second the claim holds until. */
+  readonly claimedUntil = new Map<string, number>();
+
+  async claimUploadsToReap(now: number, limit: number, claimUntil: number): Promise<UploadRecord[]> {
+    const withParts = new Set([...this.parts.values()].map((p) => p.uploadId));
+    const ended: ReadonlySet<UploadStatus> = new Set(["cancelled", "expired", "completed"]);
+    const claimed = [...this.uploads.values()]
+      .filter((u) => (this.claimedUntil.get(u.id) ?? -Infinity) < now)
+      .filter((u) => (u.status === "pending" && u.expiresAt <= now) || (ended.has(u.status) && withParts.has(u.id)))
+      .sort((a, b) => a.expiresAt - b.expiresAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .slice(0, Math.max(0, limit));
+    for (const u of claimed) this.claimedUntil.set(u.id, claimUntil);
+    return claimed.map((u) => ({ ...u }));
   }
 }

@@ -154,3 +154,87 @@ describe("configuration defaults and errors", () => {
     expect(() => loadConfig({ configPath: path, env: {} })).toThrow(/is not valid YAML/);
   });
 });
+
+describe("S3 options", () => {
+  const s3 = (lines: string) => writeYaml(`provider_type: remote::s3\nconfig:\n  bucket_name: b-1\n${lines}`);
+  const load = (lines: string) => loadConfig({ configPath: s3(lines), env: {} });
+
+  it("defaults: no encryption header, 10 s connect, 300 s per request, 3 attempts, standard retries", () => {
+    const storage = load("");
+    expect(storage.storage).toMatchObject({
+      sse: undefined,
+      sseKmsKeyId: undefined,
+      connectTimeoutMs: 10_000,
+      requestTimeoutMs: 300_000,
+      maxAttempts: 3,
+      retryMode: "standard",
+      keyPrefix: "",
+    });
+  });
+
+  it("takes encryption, timeouts (fractions allowed) and the retry policy", () => {
+    const storage = load(
+      "  sse: aws:kms\n  sse_kms_key_id: arn:aws:kms:us-east-1:123456789012:key/abc\n  connect_timeout_seconds: 0.5\n  request_timeout_seconds: 30\n  max_attempts: 5\n  retry_mode: adaptive\n",
+    );
+    expect(storage.storage).toMatchObject({
+      sse: "aws:kms",
+      sseKmsKeyId: "arn:aws:kms:us-east-1:123456789012:key/abc",
+      connectTimeoutMs: 500,
+      requestTimeoutMs: 30_000,
+      maxAttempts: 5,
+      retryMode: "adaptive",
+    });
+    expect(load("  sse: AES256\n").storage).toMatchObject({ sse: "AES256", sseKmsKeyId: undefined });
+    expect(load("  sse: aws:kms\n").storage).toMatchObject({ sse: "aws:kms", sseKmsKeyId: undefined });
+  });
+
+  it("takes numbers from the environment", () => {
+    const path = s3('  max_attempts: "${env.S3_ATTEMPTS:=3}"\n  request_timeout_seconds: "${env.S3_TIMEOUT:=}"\n');
+    expect(loadConfig({ configPath: path, env: { S3_ATTEMPTS: "7", S3_TIMEOUT: "12.5" } }).storage).toMatchObject({ maxAttempts: 7, requestTimeoutMs: 12_500 });
+    expect(loadConfig({ configPath: path, env: {} }).storage).toMatchObject({ maxAttempts: 3, requestTimeoutMs: 300_000 });
+  });
+
+  it("a session token comes with its key pair", () => {
+    expect(load("  aws_access_key_id: ASIAEXAMPLE\n  aws_secret_access_key: s\n  aws_session_token: tok\n").storage).toMatchObject({
+      accessKeyId: "ASIAEXAMPLE",
+      secretAccessKey: "s",
+      sessionToken: "tok",
+    });
+  });
+
+  it("accepts key prefixes made of relative segments", () => {
+    for (const prefix of ["", "tenants/acme/files/", "v1.2/", "a/b_c-d/", "..a/"]) {
+      expect(load(`  key_prefix: "${prefix}"\n`).storage, prefix).toMatchObject({ keyPrefix: prefix });
+    }
+  });
+
+  it.each([
+    ["sse_kms_key_id without sse", "  sse_kms_key_id: k-1\n", /config\.sse_kms_key_id is only valid with config\.sse: "aws:kms"/],
+    ["sse_kms_key_id with AES256", "  sse: AES256\n  sse_kms_key_id: k-1\n", /config\.sse_kms_key_id is only valid with config\.sse: "aws:kms"/],
+    ["an unknown sse", "  sse: aws:kms:dsse\n", /config\.sse: sse must be "AES256" or "aws:kms"/],
+    ["max_attempts 0", "  max_attempts: 0\n", /config\.max_attempts: .*>=1/],
+    ["max_attempts 11", "  max_attempts: 11\n", /config\.max_attempts: .*<=10/],
+    ["max_attempts 2.5", "  max_attempts: 2.5\n", /config\.max_attempts: .*expected int/],
+    ["a zero request timeout", "  request_timeout_seconds: 0\n", /config\.request_timeout_seconds: must be more than 0 seconds/],
+    ["a negative connect timeout", "  connect_timeout_seconds: -1\n", /config\.connect_timeout_seconds: must be more than 0 seconds/],
+    ["a request timeout over an hour", "  request_timeout_seconds: 3601\n", /config\.request_timeout_seconds: must be at most 3600 seconds/],
+    ["a connect timeout over 5 minutes", "  connect_timeout_seconds: 301\n", /config\.connect_timeout_seconds: must be at most 300 seconds/],
+    ["a timeout that is not a number", "  request_timeout_seconds: soon\n", /config\.request_timeout_seconds/],
+    ["an unknown retry mode", "  retry_mode: exponential\n", /config\.retry_mode: retry_mode must be "standard" or "adaptive"/],
+    ["a session token without keys", "  aws_session_token: tok\n", /config\.aws_session_token needs config\.aws_access_key_id/],
+    ["a key prefix climbing out", '  key_prefix: "../x"\n', /config\.key_prefix: key_prefix must be relative path segments/],
+    ["a key prefix that is only '..'", '  key_prefix: "../"\n', /config\.key_prefix: key_prefix must be relative path segments/],
+    ["a key prefix with '..' inside", '  key_prefix: "a/../b/"\n', /config\.key_prefix: key_prefix must be relative path segments/],
+    ["a key prefix with '.'", '  key_prefix: "./a/"\n', /config\.key_prefix: key_prefix must be relative path segments/],
+    ["an absolute key prefix", '  key_prefix: "/abs/"\n', /config\.key_prefix: key_prefix must be relative path segments/],
+    ["a key prefix without its trailing slash", '  key_prefix: "tenants/acme"\n', /config\.key_prefix: key_prefix must be relative path segments/],
+    ["a key prefix with an empty segment", '  key_prefix: "a//"\n', /config\.key_prefix: key_prefix must be relative path segments/],
+    ["a key prefix with a space", '  key_prefix: "a b/"\n', /config\.key_prefix: key_prefix must be relative path segments/],
+    ["a very long key prefix", `  key_prefix: "${"a/".repeat(300)}"\n`, /config\.key_prefix: key_prefix must be at most 512 characters/],
+  ])("names the field for %s", (_what, lines, message) => {
+    const path = s3(lines);
+    const run = () => loadConfig({ configPath: path, env: {} });
+    expect(run).toThrow(ConfigError);
+    expect(run).toThrow(message);
+  });
+});
