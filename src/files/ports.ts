@@ -21,6 +21,19 @@ export interface FileRecord {
 
 export type ListOrder = "asc" | "desc";
 
+/** Where a file row says its bytes are (see FileRepository.listStorageKeys). */
+export interface StorageKeyRow {
+  id: string;
+  storageKey: string;
+}
+
+/** Where an upload part row says its bytes are (see UploadRepository.listPartKeys). */
+export interface PartKeyRow {
+  id: string;
+  uploadId: string;
+  storageKey: string;
+}
+
 export interface ListQuery {
   /** Keyset cursor: the page starts strictly after this (createdAt, id) position in `order`. */
   after?: { createdAt: number; id: string };
@@ -47,6 +60,18 @@ export interface FileRepository {
   position(id: string): Promise<{ createdAt: number; id: string } | undefined>;
   /** True when a row was deleted; its list position is remembered for a while (see `position`). */
   delete(id: string, now: number): Promise<boolean>;
+  /**
+   * For the reaper: atomically claims up to `limit` rows that expired by `now` (oldest expiry first)
+   * and that no claim holds any more, holding each until `claimUntil`. Concurrent callers, in this
+   * process or another, never get the same row while its claim holds; once it lapses (the claimer
+   * died) the row can be claimed again.
+   */
+  claimExpired(now: number, limit: number, claimUntil: number): Promise<FileRecord[]>;
+  /**
+   * For consistency checks: every row's storage key, expired rows included, ordered by id and
+   * paged by keyset (ids strictly after `afterId`), at most `limit` per call.
+   */
+  listStorageKeys(afterId: string | undefined, limit: number): Promise<StorageKeyRow[]>;
   /** Throws when the database cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -82,6 +107,34 @@ export interface ObjectStore {
   head(key: string): Promise<{ bytes: number } | undefined>;
   /** Throws when the store cannot be reached. */
   ping(): Promise<void>;
+  /** Every complete object whose key starts with `prefix` ("" lists all), paging as the store needs. */
+  list(prefix: string): AsyncIterable<StoredObject>;
+  /**
+   * Writes that started and never finished (an S3 multipart upload, a local temp file), for clean-up
+   * after a crash. A write in progress looks the same: judge by `lastModified`.
+   */
+  listIncomplete(prefix: string): AsyncIterable<IncompleteWrite>;
+  /** Discards an unfinished write; one already gone is not an error. */
+  abortIncomplete(write: IncompleteWrite): Promise<void>;
+}
+
+export interface StoredObject {
+  key: string;
+  bytes: number;
+  /** Unix seconds. */
+  lastModified: number;
+}
+
+export interface IncompleteWrite {
+  /**
+   * The key being written; null when the store does not record it (the local store's temp files,
+   * which live in its private directory, outside every key, and are listed for any prefix).
+   */
+  key: string | null;
+  /** The store's handle for the write (an S3 upload id, a temp file name). */
+  id: string;
+  /** Unix seconds of the last sign of progress (the latest part, or the write's start). */
+  lastModified: number;
 }
 
 export interface Clock {
@@ -141,4 +194,12 @@ export interface UploadRepository {
   insertPart(part: UploadPartRecord): Promise<void>;
   listParts(uploadId: string): Promise<UploadPartRecord[]>;
   deletePart(partId: string): Promise<void>;
+  /**
+   * For the reaper: atomically claims up to `limit` uploads with work left, holding each until
+   * `claimUntil` (see FileRepository.claimExpired): pending uploads whose expiry is <= `now`, and
+   * cancelled, expired or completed uploads that still have parts (left behind by a crash).
+   */
+  claimUploadsToReap(now: number, limit: number, claimUntil: number): Promise<UploadRecord[]>;
+  /** For consistency checks: every part's storage key, ordered by part id and keyset-paged like FileRepository.listStorageKeys. */
+  listPartKeys(afterId: string | undefined, limit: number): Promise<PartKeyRow[]>;
 }

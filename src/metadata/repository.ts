@@ -1,8 +1,9 @@
-import type { FilterQuery, MikroORM } from "@mikro-orm/core";
+import { raw, type FilterQuery, type MikroORM } from "@mikro-orm/core";
 import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/knex";
-import type { FileRecord, FileRepository, ListQuery } from "../files/ports.js";
+import { PostgreSqlPlatform } from "@mikro-orm/postgresql";
+import type { FileRecord, FileRepository, ListQuery, StorageKeyRow } from "../files/ports.js";
 import type { Purpose } from "../files/purposes.js";
-import { DeletedFileEntity, FileEntity, type FileRow } from "./entity.js";
+import { DeletedFileEntity, FILES_TABLE, FileEntity, type FileRow } from "./entity.js";
 
 /** How long a deleted file's list position is remembered: longer than any walk through a listing. */
 export const CURSOR_MEMORY_SECONDS = 7 * 24 * 3600;
@@ -61,6 +62,38 @@ export class MikroOrmFileRepository implements FileRepository {
     });
   }
 
+  async claimExpired(now: number, limit: number, claimUntil: number): Promise<FileRecord[]> {
+    if (limit <= 0) return [];
+    const em = this.em();
+    // One UPDATE takes the rows. On PostgreSQL, SKIP LOCKED lets concurrent replicas pass over each
+    // other's rows instead of waiting, and the outer condition is re-checked on a row another claim
+    // committed meanwhile, so it is never taken twice. SQLite has a single writer: the statement is atomic.
+    const ids = await claimIds(
+      em,
+      `update "${FILES_TABLE}" set "reap_claimed_until" = ? where "id" in (
+        select "id" from "${FILES_TABLE}"
+        where "expires_at" <= ? and ("reap_claimed_until" is null or "reap_claimed_until" < ?)
+          and "expires_at" <> "created_at" + ?
+        order by "expires_at", "id" limit ?${skipLocked(em)}
+      ) and ("reap_claimed_until" is null or "reap_claimed_until" < ?) returning "id"`,
+      // Llama Stack's "no expiry" rows are never expired (see visibleAt), so never reaped.
+      [claimUntil, now, now, LLAMA_STACK_NO_EXPIRY_SECONDS, limit, now],
+    );
+    if (ids.length === 0) return [];
+    const rows = await em.find(FileEntity, { id: { $in: ids } }, { orderBy: { expiresAt: "asc", id: "asc" } });
+    return rows.map(toRecord);
+  }
+
+  async listStorageKeys(afterId: string | undefined, limit: number): Promise<StorageKeyRow[]> {
+    if (limit <= 0) return [];
+    const rows = await this.em().find(
+      FileEntity,
+      afterId === undefined ? {} : { id: { $gt: afterId } },
+      { fields: ["id", "storageKey"], orderBy: { id: "asc" }, limit },
+    );
+    return rows.map((row) => ({ id: row.id, storageKey: row.storageKey }));
+  }
+
   async ping(): Promise<void> {
     await this.em().getConnection().execute("select 1");
   }
@@ -70,9 +103,33 @@ export class MikroOrmFileRepository implements FileRepository {
   }
 }
 
-/** expires_at <= now is expired; null never expires. */
+/** Runs a claiming `update ... returning "id"` and gives the ids it took. */
+export async function claimIds(em: SqlEntityManager, sql: string, params: unknown[]): Promise<string[]> {
+  const rows = await em.getConnection().execute<{ id: string }[]>(sql, params as never[], "all");
+  return rows.map((row) => String(row.id));
+}
+
+/** The row lock clause of a claim's inner select: PostgreSQL skips rows another claim is taking. */
+export function skipLocked(em: SqlEntityManager): string {
+  return em.getPlatform() instanceof PostgreSqlPlatform ? " for update skip locked" : "";
+}
+
+/**
+ * Llama Stack's "no expiry": it stores created_at + 42 × 30 days (about 3.45 years, not forever),
+ * since its queries filter on expires_at > now, which a null would fail. Such rows read as never
+ * expiring here, and keep their stored value so that Llama Stack can still read them.
+ */
+export const LLAMA_STACK_NO_EXPIRY_SECONDS = 42 * 2_592_000;
+
+/** expires_at <= now is expired; null, and Llama Stack's "no expiry" value, never expire. */
 function visibleAt(now: number) {
-  return { $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }] } satisfies FilterQuery<FileRow>;
+  return {
+    $or: [
+      { expiresAt: null },
+      { expiresAt: { $gt: now } },
+      { expiresAt: raw(`"created_at" + ?`, [LLAMA_STACK_NO_EXPIRY_SECONDS]) },
+    ],
+  } satisfies FilterQuery<FileRow>;
 }
 
 export function toRow(r: FileRecord): FileRow {
@@ -99,11 +156,17 @@ export function toRecord(row: FileRow): FileRecord {
     purpose: row.purpose as Purpose,
     bytes: Number(row.bytes),
     createdAt: Number(row.createdAt),
-    expiresAt: row.expiresAt == null ? null : Number(row.expiresAt),
+    expiresAt: readExpiresAt(row),
     mimeType: row.mimeType,
     sha256: row.sha256,
     storageKey: row.storageKey,
     status: "processed",
     ownerPrincipal: row.ownerPrincipal ?? null,
   };
+}
+
+function readExpiresAt(row: FileRow): number | null {
+  if (row.expiresAt == null) return null;
+  const expiresAt = Number(row.expiresAt);
+  return expiresAt === Number(row.createdAt) + LLAMA_STACK_NO_EXPIRY_SECONDS ? null : expiresAt;
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
-import { mkdir, open, rename, rm, stat, unlink, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { FilesError, unavailable } from "../files/errors.js";
-import type { ByteRange, ObjectStore, PutOptions } from "../files/ports.js";
+import type { ByteRange, IncompleteWrite, ObjectStore, PutOptions, StoredObject } from "../files/ports.js";
 import { abortReason, destroyOnAbort, FirstError, guardBody } from "./abortable-body.js";
 
 /** Temp files live inside the store's own directory so the final rename stays on one filesystem. */
@@ -120,6 +120,70 @@ export class LocalFsObjectStore implements ObjectStore {
       await unlink(probe);
     } catch (err) {
       await rm(probe, { force: true }).catch(() => {});
+      throw unavailable("object storage", err);
+    }
+  }
+
+  /** Walks the directory (temp files aside) from the deepest folder the prefix names. */
+  async *list(prefix: string): AsyncGenerator<StoredObject> {
+    const folders = prefix.split("/").slice(0, -1);
+    if (folders[0] === TMP_DIR || folders.some((s) => s === "." || s === ".." || !SEGMENT.test(s))) throw new Error(`invalid key prefix for the local store: ${JSON.stringify(prefix)}`);
+    const start = folders.map((f) => `${f}/`).join("");
+    for await (const key of this.walk(start)) {
+      if (!key.startsWith(prefix)) continue;
+      try {
+        const info = await stat(join(this.dir, ...key.split("/")));
+        yield { key, bytes: info.size, lastModified: Math.floor(info.mtimeMs / 1000) };
+      } catch (err) {
+        if (!isMissing(err)) throw unavailable("object storage", err); // removed since it was listed: skip it
+      }
+    }
+  }
+
+  /**
+   * Temp files of puts that never finished. They belong to no key (see IncompleteWrite.key), so
+   * every prefix lists them; only this store's own directory holds them.
+   */
+  async *listIncomplete(_prefix: string): AsyncGenerator<IncompleteWrite> {
+    for (const name of await this.readDir(join(this.dir, TMP_DIR))) {
+      if (!name.isFile()) continue;
+      try {
+        const info = await stat(join(this.dir, TMP_DIR, name.name));
+        yield { key: null, id: name.name, lastModified: Math.floor(info.mtimeMs / 1000) };
+      } catch (err) {
+        if (!isMissing(err)) throw unavailable("object storage", err);
+      }
+    }
+  }
+
+  async abortIncomplete(write: IncompleteWrite): Promise<void> {
+    if (write.id === "." || write.id === ".." || !SEGMENT.test(write.id)) {
+      throw new Error(`invalid temp file name for the local store: ${JSON.stringify(write.id)}`);
+    }
+    try {
+      await rm(join(this.dir, TMP_DIR, write.id), { force: true });
+    } catch (err) {
+      throw unavailable("object storage", err);
+    }
+  }
+
+  /** Keys of the files under `folder` (a key prefix ending in "/", or ""), depth first in name order. */
+  private async *walk(folder: string): AsyncGenerator<string> {
+    const entries = await this.readDir(join(this.dir, ...folder.split("/").filter(Boolean)));
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      if (folder === "" && entry.name === TMP_DIR) continue;
+      if (entry.isDirectory()) yield* this.walk(`${folder}${entry.name}/`);
+      else if (entry.isFile()) yield `${folder}${entry.name}`;
+    }
+  }
+
+  /** A missing directory is an empty one (nothing was ever stored under it). */
+  private async readDir(path: string) {
+    try {
+      return await readdir(path, { withFileTypes: true });
+    } catch (err) {
+      if (isMissing(err)) return [];
       throw unavailable("object storage", err);
     }
   }

@@ -1,15 +1,19 @@
 import { Readable } from "node:stream";
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  ListPartsCommand,
   type PutObjectCommandInput,
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { unavailable } from "../files/errors.js";
-import type { ByteRange, ObjectStore, PutOptions } from "../files/ports.js";
+import type { ByteRange, IncompleteWrite, ObjectStore, PutOptions, StoredObject } from "../files/ports.js";
 import { abortReason, destroyOnAbort, FirstError, guardBody } from "./abortable-body.js";
 import { planPartSize } from "./part-size.js";
 import { fromS3Error, isS3NotFound } from "./s3-errors.js";
@@ -154,8 +158,86 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /** ListObjectsV2, page by page; `pageSize` (S3's MaxKeys, at most 1000) is for tests of the paging. */
+  async *list(prefix: string, options: { pageSize?: number } = {}): AsyncGenerator<StoredObject> {
+    let token: string | undefined;
+    do {
+      const page = await this.client
+        .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix || undefined, ContinuationToken: token, MaxKeys: options.pageSize }))
+        .catch(storageUnavailable);
+      for (const o of page.Contents ?? []) {
+        if (o.Key === undefined) continue;
+        yield { key: o.Key, bytes: o.Size ?? 0, lastModified: unixSeconds(o.LastModified) };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /**
+   * Multipart uploads never completed nor aborted (lib-storage aborts its own on failure, so these
+   * are left by a process that died). `lastModified` is that of the newest part, else the start.
+   */
+  async *listIncomplete(prefix: string, options: { pageSize?: number } = {}): AsyncGenerator<IncompleteWrite> {
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const page = await this.client
+        .send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: prefix || undefined,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+            MaxUploads: options.pageSize,
+          }),
+        )
+        .catch(storageUnavailable);
+      for (const u of page.Uploads ?? []) {
+        if (u.Key === undefined || u.UploadId === undefined) continue;
+        const newestPart = await this.newestPart(u.Key, u.UploadId);
+        yield { key: u.Key, id: u.UploadId, lastModified: Math.max(unixSeconds(u.Initiated), newestPart) };
+      }
+      if (!page.IsTruncated || (!page.NextKeyMarker && !page.NextUploadIdMarker)) return;
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
+  async abortIncomplete(write: IncompleteWrite): Promise<void> {
+    if (write.key === null) throw new Error("an S3 multipart upload always has a key");
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: write.key, UploadId: write.id }));
+    } catch (err) {
+      if (!isS3NotFound(err)) throw unavailable("object storage", err); // NoSuchUpload: already gone
+    }
+  }
+
+  /** Unix seconds of an upload's latest part; 0 when it has none (or finished meanwhile). */
+  private async newestPart(key: string, uploadId: string): Promise<number> {
+    let newest = 0;
+    let marker: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
+        for (const part of page.Parts ?? []) newest = Math.max(newest, unixSeconds(part.LastModified));
+        marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
+      } while (marker);
+    } catch (err) {
+      if (!isS3NotFound(err)) throw unavailable("object storage", err);
+    }
+    return newest;
+  }
+
   /** Best effort: the caller is already failing with a better error than this one. */
   private async deleteQuietly(key: string): Promise<void> {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => {});
   }
+}
+
+function storageUnavailable(err: unknown): never {
+  throw unavailable("object storage", err);
+}
+
+function unixSeconds(date: Date | undefined): number {
+  return date ? Math.floor(date.getTime() / 1000) : 0;
 }

@@ -209,5 +209,103 @@ export function fileRepositoryContract(name: string, open: () => Promise<FileRep
     it("answers ping", async () => {
       await expect(repo.ping()).resolves.toBeUndefined();
     });
+
+    describe("listStorageKeys (for consistency checks)", () => {
+      /** Every row through listStorageKeys, `limit` at a time. */
+      async function walkKeys(limit: number): Promise<{ id: string; storageKey: string }[]> {
+        const rows: { id: string; storageKey: string }[] = [];
+        let after: string | undefined;
+        for (let pages = 0; pages < 1000; pages++) {
+          const page = await repo.listStorageKeys(after, limit);
+          expect(page.length).toBeLessThanOrEqual(limit);
+          rows.push(...page);
+          if (page.length < limit) return rows;
+          after = page.at(-1)!.id;
+        }
+        throw new Error("listStorageKeys() never ran out of pages");
+      }
+
+      it("walks every row by id, expired ones included, in keyset pages", async () => {
+        const rows = Array.from({ length: 23 }, (_, i) =>
+          record({
+            createdAt: T - (i % 4),
+            expiresAt: i % 3 === 0 ? T - 100 : i % 3 === 1 ? null : T + 100,
+            storageKey: i % 5 === 0 ? `tenant/${i}/x.bin` : `files/${i}`,
+          }),
+        );
+        await put(...rows);
+        const expected = rows
+          .map((r) => ({ id: r.id, storageKey: r.storageKey }))
+          .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        for (const limit of [1, 4, 23, 1000]) expect(await walkKeys(limit), `limit=${limit}`).toEqual(expected);
+        expect(await repo.listStorageKeys(undefined, 0)).toEqual([]);
+        // Strictly after a cursor, even one that names no row.
+        const middle = expected[11]!.id;
+        expect(await repo.listStorageKeys(middle, 100)).toEqual(expected.slice(12));
+        expect(await repo.listStorageKeys(`${middle}0`, 100)).toEqual(expected.slice(12));
+        expect(await repo.listStorageKeys(expected.at(-1)!.id, 100)).toEqual([]);
+      });
+
+      it("no longer lists a deleted row", async () => {
+        const kept = record();
+        const gone = record();
+        await put(kept, gone);
+        await repo.delete(gone.id, T);
+        expect(await walkKeys(10)).toEqual([{ id: kept.id, storageKey: kept.storageKey }]);
+      });
+    });
+
+    describe("claimExpired (the reaper's claims)", () => {
+      const LEASE = 300;
+
+      it("claims expired rows only, oldest expiry first, up to the limit, and returns whole records", async () => {
+        const oldest = record({ expiresAt: T - 300, purpose: "assistants", bytes: 5 * GiB, ownerPrincipal: "user:carol" });
+        const older = record({ expiresAt: T - 200 });
+        const exactlyNow = record({ expiresAt: T });
+        const future = record({ expiresAt: T + 1 });
+        const never = record({ expiresAt: null });
+        await put(future, exactlyNow, never, older, oldest);
+        expect(await repo.claimExpired(T, 2, T + LEASE)).toEqual([oldest, older]);
+        expect(await repo.claimExpired(T, 10, T + LEASE)).toEqual([exactlyNow]);
+        expect(await repo.claimExpired(T, 10, T + LEASE)).toEqual([]);
+        expect(await repo.claimExpired(T, 0, T + LEASE)).toEqual([]);
+        // Unexpired rows are never claimed, and a claim changes nothing a client can see.
+        expect(await repo.findById(future.id, T)).toEqual(future);
+        expect(await repo.findById(never.id, T)).toEqual(never);
+        expect(await repo.position(oldest.id)).toEqual({ createdAt: oldest.createdAt, id: oldest.id });
+      });
+
+      it("holds a claim until it lapses, then lets the row be claimed again", async () => {
+        const a = record({ expiresAt: T - 10 });
+        const b = record({ expiresAt: T - 5 });
+        await put(a, b);
+        expect((await repo.claimExpired(T, 1, T + LEASE)).map((r) => r.id)).toEqual([a.id]);
+        // While a's claim holds, another claimer gets only b.
+        expect((await repo.claimExpired(T + 1, 10, T + 1 + LEASE)).map((r) => r.id)).toEqual([b.id]);
+        expect(await repo.claimExpired(T + LEASE, 10, T + 2 * LEASE)).toEqual([]); // not lapsed yet at its last second
+        // The first claimer died: once its lease is over, a is claimable again (b's claim still holds).
+        expect((await repo.claimExpired(T + LEASE + 1, 10, T + 2 * LEASE)).map((r) => r.id)).toEqual([a.id]);
+      });
+
+      it("gives each row to one of many concurrent claimers", async () => {
+        const rows = Array.from({ length: 30 }, (_, i) => record({ expiresAt: T - 100 + (i % 7) }));
+        await put(...rows);
+        const batches = await Promise.all(Array.from({ length: 6 }, () => repo.claimExpired(T, 7, T + LEASE)));
+        const ids = batches.flatMap((b) => b.map((r) => r.id));
+        for (const batch of batches) expect(batch.length).toBeLessThanOrEqual(7);
+        expect(new Set(ids).size).toBe(ids.length);
+        expect([...ids].sort()).toEqual(rows.map((r) => r.id).sort());
+      });
+
+      it("a claimed row deleted with delete() is gone, and keeps its list position for cursors", async () => {
+        const r = record({ createdAt: T - 60, expiresAt: T - 1 });
+        await put(r);
+        const [claimed] = await repo.claimExpired(T, 10, T + LEASE);
+        expect(claimed).toEqual(r);
+        expect(await repo.delete(r.id, T)).toBe(true);
+        expect(await repo.claimExpired(T + 10 * LEASE, 10, T + 11 * LEASE)).toEqual([]);
+        expect(await repo.position(r.id)).toEqual({ createdAt: T - 60, id: r.id });
+      });
+    });
   });
 }

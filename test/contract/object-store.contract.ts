@@ -5,7 +5,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { FilesError } from "../../src/files/errors.js";
-import type { ObjectStore } from "../../src/files/ports.js";
+import type { IncompleteWrite, ObjectStore, StoredObject } from "../../src/files/ports.js";
 
 const MiB = 1024 * 1024;
 
@@ -17,6 +17,8 @@ export interface ObjectStoreFixture {
   pendingMultipart?(): Promise<number>;
   /** The store's part size, so sizes can straddle part boundaries (default 5 MiB). */
   partSizeBytes?: number;
+  /** Leaves a write to `key` unfinished, as a process killed mid-put would (outside the store's API). */
+  makeIncomplete(key: string): Promise<void>;
 }
 
 /** Chunk sizes cycled through when streaming: tiny, odd, and larger than a part. */
@@ -39,6 +41,13 @@ async function readAll(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+async function collect<T extends StoredObject | IncompleteWrite>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
 const newKey = (label: string) => `contract/${label}-${randomUUID()}`;
 const PUT = { contentType: "application/octet-stream" } as const;
@@ -295,6 +304,61 @@ export function objectStoreContract(name: string, setup: () => Promise<ObjectSto
         expect(received).toBeLessThan(3 * MiB);
         await expect(fx.store.get(key, undefined, controller.signal)).rejects.toBe(reason);
         await fx.store.delete(key);
+      });
+    });
+
+    describe("listing (for consistency checks)", () => {
+      it("lists exactly the objects under a prefix, with their sizes and times", async () => {
+        const base = `contract/list-${randomUUID()}/`;
+        const sizes: Record<string, number> = { [`${base}a`]: 0, [`${base}b/c`]: 1, [`${base}b/d/e`]: 1000, [`${base}z`]: 12_345 };
+        // Shares the prefix as a string but not as a folder: never listed under it.
+        const sibling = `${base.slice(0, -1)}x/a`;
+        const started = nowSeconds();
+        for (const [key, size] of [...Object.entries(sizes), [sibling, 3] as const]) {
+          await fx.store.put(key, chunked(randomBytes(size)), PUT);
+        }
+        const listed = await collect(fx.store.list(base));
+        expect(listed.map((o) => o.key).sort()).toEqual(Object.keys(sizes).sort());
+        for (const o of listed) {
+          expect(o.bytes).toBe(sizes[o.key]);
+          expect(o.lastModified).toBeGreaterThanOrEqual(started - 60);
+          expect(o.lastModified).toBeLessThanOrEqual(nowSeconds() + 60);
+        }
+        const keys = async (prefix: string) => (await collect(fx.store.list(prefix))).map((o) => o.key).sort();
+        expect(await keys(`${base}b/`)).toEqual([`${base}b/c`, `${base}b/d/e`]);
+        expect(await keys(`${base}b`)).toEqual([`${base}b/c`, `${base}b/d/e`]); // a prefix may end mid-name
+        expect(await keys(`${base}nothing/`)).toEqual([]);
+        expect(await keys("")).toEqual(expect.arrayContaining([...Object.keys(sizes), sibling]));
+
+        await fx.store.delete(`${base}z`);
+        expect(await keys(base)).not.toContain(`${base}z`);
+        for (const key of [...Object.keys(sizes), sibling]) await fx.store.delete(key);
+        expect(await keys(base)).toEqual([]);
+      });
+
+      it("lists an unfinished write apart from the objects, and aborts it", async () => {
+        const base = `contract/incomplete-${randomUUID()}/`;
+        const key = `${base}${randomUUID()}`;
+        const started = nowSeconds();
+        await fx.makeIncomplete(key);
+        const found = await collect(fx.store.listIncomplete(base));
+        expect(found).toHaveLength(1);
+        const write = found[0]!;
+        // A store that does not record the key (local temp files) lists its writes for any prefix.
+        if (write.key !== null) {
+          expect(write.key).toBe(key);
+          expect(await collect(fx.store.listIncomplete(`contract/elsewhere-${randomUUID()}/`))).toEqual([]);
+        }
+        expect(write.lastModified).toBeGreaterThanOrEqual(started - 60);
+        expect(write.lastModified).toBeLessThanOrEqual(nowSeconds() + 60);
+        expect(await collect(fx.store.list(base))).toEqual([]);
+        expect(await fx.store.head(key)).toBeUndefined();
+
+        await fx.store.abortIncomplete(write);
+        expect(await collect(fx.store.listIncomplete(base))).toEqual([]);
+        await expect(fx.store.abortIncomplete(write)).resolves.toBeUndefined();
+        if (fx.pendingMultipart) expect(await fx.pendingMultipart()).toBe(0);
+        expect(await fx.keysLeft()).not.toContain(key);
       });
     });
   });

@@ -37,6 +37,21 @@ async function rawSql(options: MetadataStoreOptions, statements: string[]): Prom
   }
 }
 
+/** Rows of a raw query, numbers as numbers (pg returns bigint as strings). */
+async function rawRows(options: MetadataStoreOptions, sql: string): Promise<Record<string, unknown>[]> {
+  const quiet = { entities: [], discovery: { warnWhenNoEntities: false } };
+  const orm =
+    options.type === "sqlite"
+      ? await MikroORM.init({ ...quiet, driver: SqliteDriver, dbName: options.dbPath })
+      : await MikroORM.init({ ...quiet, driver: PostgreSqlDriver, clientUrl: options.url });
+  try {
+    const rows = await orm.em.getConnection().execute<Record<string, unknown>[]>(sql);
+    return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, /^\d+$/.test(String(v)) && k !== "id" ? Number(v) : v])));
+  } finally {
+    await orm.close(true);
+  }
+}
+
 for (const [name, options] of backends) {
   fileRepositoryContract(name, async () => openFileRepository(await options(`contract ${name}`)));
 
@@ -97,6 +112,41 @@ for (const [name, options] of backends) {
       }
     });
 
+    it("reads Llama Stack's \"no expiry\" value as null, keeps it stored, and keeps the row visible past it", async () => {
+      const opts = await options(`llama no expiry ${name}`);
+      const NO_EXPIRY = 42 * 2_592_000; // Llama Stack: created_at + ExpiresAfter.MAX * 42
+      const never = `file-${"d".repeat(32)}`;
+      const dated = `file-${"e".repeat(32)}`;
+      await rawSql(opts, [
+        `create table openai_files (id varchar not null, filename varchar, purpose varchar, bytes integer,
+          created_at integer, expires_at integer, access_attributes json, owner_principal varchar, primary key (id))`,
+        `insert into openai_files (id, filename, purpose, bytes, created_at, expires_at, access_attributes, owner_principal)
+          values ('${never}', 'never.txt', 'assistants', 5, ${T - 10}, ${T - 10 + NO_EXPIRY}, 'null', ''),
+                 ('${dated}', 'dated.txt', 'batch', 6, ${T - 5}, ${T - 5 + 2_592_000}, 'null', '')`,
+      ]);
+      const repo = await openFileRepository(opts);
+      try {
+        expect((await repo.findById(never, T))?.expiresAt).toBeNull();
+        expect((await repo.findById(dated, T))?.expiresAt).toBe(T - 5 + 2_592_000);
+        // Long after the stored value: a file that never expires is still there; the dated one is not.
+        const later = T + 2 * NO_EXPIRY;
+        expect((await repo.findById(never, later))?.expiresAt).toBeNull();
+        expect(await repo.findById(dated, later)).toBeUndefined();
+        expect((await repo.list({ limit: 10, order: "asc", now: later })).map((r) => r.id)).toEqual([never]);
+        // One second off the sentinel is a real expiry.
+        const close = record({ createdAt: T, expiresAt: T + NO_EXPIRY - 1 });
+        await repo.insert(close);
+        expect((await repo.findById(close.id, T))?.expiresAt).toBe(T + NO_EXPIRY - 1);
+      } finally {
+        await repo.close();
+      }
+      // Stored as Llama Stack wrote it, so Llama Stack still reads the row the same way.
+      expect(await rawRows(opts, `select id, expires_at from openai_files where id in ('${never}', '${dated}') order by id`)).toEqual([
+        { id: never, expires_at: T - 10 + NO_EXPIRY },
+        { id: dated, expires_at: T - 5 + 2_592_000 },
+      ]);
+    });
+
     it("fails ping once closed", async () => {
       const repo = await openFileRepository(await options(`ping ${name}`));
       await repo.ping();
@@ -105,6 +155,53 @@ for (const [name, options] of backends) {
     });
   });
 }
+
+describe("reaper claims on one PostgreSQL database from two repositories (two ORMs, two pools)", () => {
+  it("split the expired rows between concurrent claimers: every row once, none twice", async () => {
+    const opts = await pgOptions("claims two orms");
+    const [a, b] = [await openFileRepository(opts), await openFileRepository(opts)];
+    try {
+      const rows = Array.from({ length: 120 }, (_, i) => record({ expiresAt: T - 1000 + (i % 13) }));
+      const live = record({ expiresAt: T + 10_000 });
+      for (const r of [...rows, live]) await a.insert(r);
+      // Both claim in waves at once, as two replicas' reapers would.
+      const claimedBy = { a: [] as string[], b: [] as string[] };
+      for (let wave = 0; wave < 8; wave++) {
+        const [fromA, fromB] = await Promise.all([a, b].map(async (repo) => (await Promise.all([1, 2, 3].map(() => repo.claimExpired(T, 7, T + 300)))).flat()));
+        claimedBy.a.push(...fromA!.map((r) => r.id));
+        claimedBy.b.push(...fromB!.map((r) => r.id));
+      }
+      const all = [...claimedBy.a, ...claimedBy.b];
+      expect(new Set(all).size).toBe(all.length);
+      expect([...all].sort()).toEqual(rows.map((r) => r.id).sort());
+      expect(claimedBy.a.filter((id) => claimedBy.b.includes(id))).toEqual([]);
+      // Once the lease lapses, the other repository can take over the rows.
+      expect((await b.claimExpired(T + 301, 1000, T + 600)).length).toBe(rows.length);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe("reaper claims and Llama Stack's \"no expiry\" rows", () => {
+  for (const [name, options] of backends) {
+    it(`never claims a row whose expires_at is Llama Stack's no-expiry value (${name})`, async () => {
+      const repo = await openFileRepository(await options(`claims llama ${name}`));
+      try {
+        const NO_EXPIRY = 42 * 2_592_000;
+        const llama = record({ createdAt: T - 10, expiresAt: T - 10 + NO_EXPIRY });
+        const expired = record({ createdAt: T - 10, expiresAt: T });
+        await repo.insert(llama);
+        await repo.insert(expired);
+        // Long after both expiry values have passed, only the real expiry is claimed.
+        expect((await repo.claimExpired(T + 2 * NO_EXPIRY, 100, T + 2 * NO_EXPIRY + 300)).map((r) => r.id)).toEqual([expired.id]);
+      } finally {
+        await repo.close();
+      }
+    });
+  }
+});
 
 describe("openFileRepository failures", () => {
   it("names the PostgreSQL server and database, never the password", async () => {

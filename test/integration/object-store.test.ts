@@ -1,7 +1,14 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { GetBucketLocationCommand, HeadBucketCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import {
+  CreateMultipartUploadCommand,
+  GetBucketLocationCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  UploadPartCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, describe, expect, it } from "vitest";
@@ -41,18 +48,35 @@ objectStoreContract("S3ObjectStore on moto", async () => {
     keysLeft: () => listAllKeys(bucket),
     pendingMultipart: async () => (await listMultipartUploads(bucket)).length,
     partSizeBytes: PART,
+    makeIncomplete: async (key) => void (await startMultipart(serviceClient(), bucket, key)),
   };
 });
 
 objectStoreContract("LocalFsObjectStore", async () => {
   const dir = await tempDir("local-object-store");
-  return { store: new LocalFsObjectStore({ dir }), keysLeft: () => listFiles(dir), partSizeBytes: PART };
+  return {
+    store: new LocalFsObjectStore({ dir }),
+    keysLeft: () => listFiles(dir),
+    partSizeBytes: PART,
+    // What a put killed before its rename leaves: a temp file in the store's private folder.
+    makeIncomplete: async () => {
+      await fs.mkdir(path.join(dir, ".tmp"), { recursive: true });
+      await fs.writeFile(path.join(dir, ".tmp", `${randomUUID()}.part`), randomBytes(100));
+    },
+  };
 });
 
 objectStoreContract("MemoryObjectStore", async () => {
   const store = new MemoryObjectStore();
-  return { store, keysLeft: async () => store.keys(), partSizeBytes: PART };
+  return { store, keysLeft: async () => store.keys(), partSizeBytes: PART, makeIncomplete: async (key) => void store.addIncomplete(key) };
 });
+
+/** A multipart upload with one part, never completed: what a server killed mid-put leaves in S3. */
+async function startMultipart(client: S3Client, bucket: string, key: string): Promise<string> {
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+  await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: randomBytes(1000) }));
+  return UploadId!;
+}
 
 /** A full GC on demand, without needing the worker started with --expose-gc. */
 function exposeGc(): () => void {
@@ -67,6 +91,29 @@ async function listFiles(dir: string): Promise<string[]> {
 }
 
 describe("S3ObjectStore specifics", () => {
+  it("follows every page when listing objects and unfinished uploads", async () => {
+    const bucket = await createTestBucket("object-store-list-pages");
+    const client = serviceClient();
+    const store = new S3ObjectStore({ client, bucket, partSizeBytes: PART });
+    const keys = Array.from({ length: 7 }, (_, i) => `p/${i}-${randomUUID()}`);
+    for (const key of keys) await store.put(key, (async function* () { yield randomBytes(10); })(), { contentType: "text/plain" });
+    await store.put("outside", (async function* () { yield randomBytes(1); })(), { contentType: "text/plain" });
+    const listed: string[] = [];
+    for await (const o of store.list("p/", { pageSize: 2 })) listed.push(o.key);
+    expect(listed).toEqual([...keys].sort());
+
+    // Two uploads on one key too, so paging has to carry the upload id marker as well as the key.
+    const uploadKeys = [...keys.slice(0, 4), keys[0]!];
+    const ids = [];
+    for (const key of uploadKeys) ids.push(await startMultipart(client, bucket, key));
+    await startMultipart(client, bucket, "outside");
+    const writes = [];
+    for await (const w of store.listIncomplete("p/", { pageSize: 2 })) writes.push(w);
+    expect(writes.map((w) => w.id).sort()).toEqual([...ids].sort());
+    for (const w of writes) await store.abortIncomplete(w);
+    expect((await listMultipartUploads(bucket)).map((u) => u.key)).toEqual(["outside"]);
+  });
+
   it("keeps memory bounded while streaming 200 MiB", async () => {
     const bucket = await createTestBucket("object-store-memory");
     const concurrency = 4;
@@ -250,6 +297,23 @@ describe("LocalFsObjectStore specifics", () => {
       await expect(store.head(bad), bad).rejects.toThrow(/invalid object key/);
     }
     await expect(store.put("prefix/sub/file-1.bin", (async function* () { yield Buffer.from("x"); })(), { contentType: "text/plain" })).resolves.toEqual({ bytes: 1 });
+  });
+
+  it("never lists its temp files as objects, nor lists inside its temp folder", async () => {
+    const dir = await tempDir("local-list-tmp");
+    const store = new LocalFsObjectStore({ dir });
+    await store.put("file-a", (async function* () { yield Buffer.from("a"); })(), { contentType: "text/plain" });
+    await fs.mkdir(path.join(dir, ".tmp"), { recursive: true });
+    await fs.writeFile(path.join(dir, ".tmp", "left-over.part"), "x");
+    const keys: string[] = [];
+    for await (const o of store.list("")) keys.push(o.key);
+    expect(keys).toEqual(["file-a"]);
+    await expect((async () => { for await (const _ of store.list(".tmp/")) void _; })()).rejects.toThrow(/invalid key prefix/);
+    const writes: string[] = [];
+    for await (const w of store.listIncomplete("any/prefix/")) writes.push(w.id);
+    expect(writes).toEqual(["left-over.part"]);
+    await expect(store.abortIncomplete({ key: null, id: "../file-a", lastModified: 0 })).rejects.toThrow(/invalid temp file name/);
+    expect(await store.head("file-a")).toEqual({ bytes: 1 });
   });
 
   it("fails ping when the directory cannot be written", async () => {

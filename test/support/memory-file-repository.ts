@@ -1,4 +1,4 @@
-import type { FileRecord, FileRepository, ListQuery } from "../../src/files/ports.js";
+import type { FileRecord, FileRepository, ListQuery, StorageKeyRow } from "../../src/files/ports.js";
 
 /** An in-memory FileRepository for fast core tests; it passes the same contract suite as the SQL one. */
 export class MemoryFileRepository implements FileRepository {
@@ -45,8 +45,31 @@ export class MemoryFileRepository implements FileRepository {
     const row = this.rows.get(id);
     if (!row) return false;
     this.rows.delete(id);
+    this.claimedUntil.delete(id);
     this.deleted.set(id, { createdAt: row.createdAt });
     return true;
+  }
+
+  /** Reaper claims: id → the unix second the claim holds until. */
+  readonly claimedUntil = new Map<string, number>();
+
+  async claimExpired(now: number, limit: number, claimUntil: number): Promise<FileRecord[]> {
+    // No await between choosing and marking: like the SQL's single UPDATE, two callers never share a row.
+    const claimed = [...this.rows.values()]
+      .filter((row) => row.expiresAt !== null && row.expiresAt <= now)
+      .filter((row) => (this.claimedUntil.get(row.id) ?? -Infinity) < now)
+      .sort((a, b) => a.expiresAt! - b.expiresAt! || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .slice(0, Math.max(0, limit));
+    for (const row of claimed) this.claimedUntil.set(row.id, claimUntil);
+    return claimed.map((row) => ({ ...row }));
+  }
+
+  async listStorageKeys(afterId: string | undefined, limit: number): Promise<StorageKeyRow[]> {
+    return [...this.rows.values()]
+      .filter((row) => afterId === undefined || row.id > afterId)
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .slice(0, Math.max(0, limit))
+      .map((row) => ({ id: row.id, storageKey: row.storageKey }));
   }
 
   async ping(): Promise<void> {}

@@ -1,5 +1,5 @@
 import { FilesError } from "../../src/files/errors.js";
-import type { ByteRange, ObjectStore, PutOptions } from "../../src/files/ports.js";
+import { systemClock, type ByteRange, type Clock, type IncompleteWrite, type ObjectStore, type PutOptions, type StoredObject } from "../../src/files/ports.js";
 import { abortReason, FirstError, guardBody } from "../../src/storage/abortable-body.js";
 
 /** Chunk size `get` streams in, so consumers see more than one chunk for larger objects. */
@@ -11,6 +11,10 @@ const READ_CHUNK = 64 * 1024;
  */
 export class MemoryObjectStore implements ObjectStore {
   private readonly objects = new Map<string, Buffer>();
+  private readonly modified = new Map<string, number>();
+  private readonly incomplete = new Map<string, IncompleteWrite>();
+  /** Stamps `lastModified` on puts; tests may swap in their own clock. */
+  clock: Clock = systemClock;
   private nextPutFailure: { afterBytes: number; error: Error } | undefined;
   private pingError: Error | undefined;
   /** Every put attempt's key, in order, successful or not. */
@@ -64,6 +68,7 @@ export class MemoryObjectStore implements ObjectStore {
     }
     const data = Buffer.concat(chunks);
     this.objects.set(key, data);
+    this.modified.set(key, this.clock.now());
     return { bytes: data.byteLength };
   }
 
@@ -90,6 +95,7 @@ export class MemoryObjectStore implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     this.objects.delete(key);
+    this.modified.delete(key);
   }
 
   async head(key: string): Promise<{ bytes: number } | undefined> {
@@ -99,5 +105,36 @@ export class MemoryObjectStore implements ObjectStore {
 
   async ping(): Promise<void> {
     if (this.pingError) throw this.pingError;
+  }
+
+  /** In key order, as S3 lists. */
+  async *list(prefix: string): AsyncGenerator<StoredObject> {
+    for (const key of this.keys()) {
+      const data = this.objects.get(key);
+      if (key.startsWith(prefix) && data) yield { key, bytes: data.byteLength, lastModified: this.modified.get(key) ?? 0 };
+    }
+  }
+
+  async *listIncomplete(prefix: string): AsyncGenerator<IncompleteWrite> {
+    for (const write of [...this.incomplete.values()]) {
+      if (write.key === null || write.key.startsWith(prefix)) yield { ...write };
+    }
+  }
+
+  async abortIncomplete(write: IncompleteWrite): Promise<void> {
+    this.incomplete.delete(write.id);
+  }
+
+  /** Leaves an unfinished write behind, as a crash mid-put would; returns its handle. */
+  addIncomplete(key: string | null, lastModified = this.clock.now()): IncompleteWrite {
+    const write = { key, id: `incomplete-${this.incomplete.size + 1}-${Math.random().toString(36).slice(2)}`, lastModified };
+    this.incomplete.set(write.id, write);
+    return { ...write };
+  }
+
+  /** Back-dates (or forward-dates) an object, to test age-based decisions without waiting. */
+  setLastModified(key: string, lastModified: number): void {
+    if (!this.objects.has(key)) throw new Error(`no object ${key}`);
+    this.modified.set(key, lastModified);
   }
 }
