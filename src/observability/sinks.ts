@@ -21,6 +21,8 @@ export interface RequestSink {
 export interface S3OperationSink {
   /** One S3 command, retries included; `errorCode` is set when it failed. */
   s3Operation(operation: string, seconds: number, errorCode?: string): void;
+  /** An attempt failed with `errorCode` and the SDK is trying the command again. */
+  s3Retry(operation: string, errorCode: string): void;
 }
 
 export interface MetadataQuerySink {

@@ -1,4 +1,5 @@
 import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
+import type { FinalizeRequestMiddleware, MetadataBearer } from "@smithy/types";
 import type { S3OperationSink } from "../observability/sinks.js";
 import { instrumentS3Client } from "./s3-metrics.js";
 
@@ -20,10 +21,27 @@ export interface S3ConnectionOptions {
   responseChecksumValidation?: ChecksumSetting;
   /** Attempts per request, retries included (SDK default: 3). */
   maxAttempts?: number;
+  /** The SDK's retry strategy: both back off exponentially with jitter; adaptive also rate-limits the client. */
+  retryMode?: "standard" | "adaptive";
+  /** Time allowed to open a connection. Default 10 s. */
+  connectTimeoutMs?: number;
   /** Time allowed until the response headers arrive (for uploads, this includes sending the body). */
   requestTimeoutMs?: number;
   /** Receives each command's duration and failures. */
   metrics?: S3OperationSink;
+  /** Called as a failed attempt is retried (a command that succeeds on a retry is otherwise invisible). */
+  onRetry?: (retry: S3Retry) => void;
+}
+
+export interface S3Retry {
+  /** The command, e.g. PutObject. */
+  operation: string;
+  /** The attempt about to start (2 for the first retry). */
+  attempt: number;
+  /** Why the previous attempt failed: the S3 error code (SlowDown...) or a network one (ETIMEDOUT...). */
+  errorCode: string;
+  /** The previous attempt's HTTP status, when it got an answer. */
+  status?: number;
 }
 
 /** Enough sockets for several concurrent multipart uploads plus downloads (the SDK's own default is 50). */
@@ -46,7 +64,7 @@ export function createS3Client(opts: S3ConnectionOptions): S3Client {
     requestHandler: {
       httpAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
       httpsAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
-      connectionTimeout: CONNECT_TIMEOUT_MS,
+      connectionTimeout: opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
       ...(opts.requestTimeoutMs !== undefined && { requestTimeout: opts.requestTimeoutMs, throwOnRequestTimeout: true }),
     },
   };
@@ -67,7 +85,51 @@ export function createS3Client(opts: S3ConnectionOptions): S3Client {
   if (requestChecksum !== undefined) config.requestChecksumCalculation = requestChecksum;
   if (responseChecksum !== undefined) config.responseChecksumValidation = responseChecksum;
   if (opts.maxAttempts !== undefined) config.maxAttempts = opts.maxAttempts;
+  if (opts.retryMode !== undefined) config.retryMode = opts.retryMode;
   const client = new S3Client(config);
   if (opts.metrics) instrumentS3Client(client, opts.metrics);
+  const { metrics, onRetry } = opts;
+  if (metrics || onRetry) {
+    reportRetries(client, (retry) => {
+      metrics?.s3Retry(retry.operation, retry.errorCode);
+      onRetry?.(retry);
+    });
+  }
   return client;
+}
+
+/**
+ * Runs inside the SDK's retry loop, once per attempt: when an attempt after the first starts, the
+ * one before it failed and is being retried. The attempt number comes from the header the retry
+ * middleware sets on each attempt (amz-sdk-request: attempt=N; max=M).
+ */
+function reportRetries(client: S3Client, onRetry: (retry: S3Retry) => void): void {
+  const lastFailure = new WeakMap<object, { errorCode: string; status?: number }>();
+  const middleware: FinalizeRequestMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
+    const header = (args.request as { headers?: Record<string, string> } | undefined)?.headers?.["amz-sdk-request"];
+    const attempt = Number(/attempt=(\d+)/.exec(header ?? "")?.[1] ?? 1);
+    const previous = lastFailure.get(context);
+    if (attempt > 1 && previous) {
+      const operation = (context.commandName ?? "Unknown").replace(/Command$/, "");
+      try {
+        onRetry({ operation, attempt, ...previous });
+      } catch {
+        // A reporting failure must not fail the request.
+      }
+    }
+    try {
+      return await next(args);
+    } catch (err) {
+      lastFailure.set(context, describeFailure(err));
+      throw err;
+    }
+  };
+  client.middlewareStack.addRelativeTo(middleware, { name: "filesS3RetryReport", relation: "after", toMiddleware: "retryMiddleware" });
+}
+
+function describeFailure(err: unknown): { errorCode: string; status?: number } {
+  const e = err as { Code?: unknown; code?: unknown; name?: unknown; $metadata?: { httpStatusCode?: unknown } } | undefined;
+  const raw = [e?.Code, e?.code, e?.name].find((v): v is string => typeof v === "string" && v !== "") ?? "Unknown";
+  const status = e?.$metadata?.httpStatusCode;
+  return { errorCode: raw.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 64), ...(typeof status === "number" && { status }) };
 }
