@@ -6,6 +6,7 @@ import type { FileRepository, ObjectStore, UploadRepository } from "./files/port
 import { Reaper } from "./files/reaper.js";
 import { openMetadata } from "./metadata/open.js";
 import { FilesMetrics } from "./observability/metrics.js";
+import { openAuthenticator } from "./auth/open-authenticator.js";
 import { openObjectStore } from "./storage/open-store.js";
 import { timedFileRepository, timedUploadRepository } from "./observability/timed-repositories.js";
 import { createHttpHandler } from "./transport/http-handler.js";
@@ -66,6 +67,7 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
       shutdown: shutdown.signal,
       maxMessageBytes: config.server.maxMessageBytes,
       metrics,
+      authenticator: openAuthenticator(config.auth),
       ready: async () => {
         await Promise.all([store.ping(), repository.ping()]);
       },

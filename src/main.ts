@@ -41,6 +41,13 @@ async function main(): Promise<void> {
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
 
+  if (!config.auth) {
+    logger.warn(
+      { host: config.server.host },
+      `authentication is off: anyone who can reach ${config.server.host} can read and delete every file. ` +
+        "Set server.auth (api_keys or jwt) before exposing this server; without it the default host is loopback only",
+    );
+  }
   app = await startApp(config, logger);
   logger.info(
     { port: app.port, host: config.server.host, storage: config.storage.type, metadata: config.metadataStore.type },

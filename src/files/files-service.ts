@@ -3,7 +3,16 @@ import { ContentMeter } from "./content-meter.js";
 import { isFileId, newFileId } from "./ids.js";
 import { isPurpose, type Purpose, type UploadPurpose } from "./purposes.js";
 import { validateHead, validateUpload, type UploadHead, type UploadRequest, type ValidUpload } from "./upload-request.js";
-import { systemClock, type Clock, type FileRecord, type FileRepository, type ListOrder, type ObjectStore } from "./ports.js";
+import {
+  ownedBy,
+  systemClock,
+  type Clock,
+  type FileRecord,
+  type FileRepository,
+  type ListOrder,
+  type ObjectStore,
+  type Principal,
+} from "./ports.js";
 
 export interface FilesServiceOptions {
   store: ObjectStore;
@@ -27,6 +36,8 @@ export interface UploadOptions {
   maxBytes?: number;
   /** Lowercase hex MD5 the content must have. */
   md5?: string;
+  /** Who the new file belongs to; null or unset: no one (authentication off). */
+  owner?: Principal;
 }
 
 export interface ListRequest {
@@ -34,6 +45,8 @@ export interface ListRequest {
   limit?: number;
   order?: ListOrder;
   purpose?: string;
+  /** Whose files; null or unset: everyone's (authentication off). */
+  owner?: Principal;
 }
 
 export interface ListPage {
@@ -150,7 +163,7 @@ export class FilesService {
       sha256: meter.sha256,
       storageKey,
       status: "processed",
-      ownerPrincipal: null,
+      ownerPrincipal: options.owner ?? null,
     };
     try {
       await this.metadata(() => this.repository.insert(record));
@@ -161,16 +174,21 @@ export class FilesService {
     return record;
   }
 
-  async get(id: string): Promise<FileRecord> {
+  /** The file, if `owner` may see it: another principal's file is "not found", exactly like a missing one. */
+  async get(id: string, owner: Principal = null): Promise<FileRecord> {
     // A malformed id cannot name a stored file: it is simply not found, and never reaches SQL or a path.
     if (!isFileId(id)) throw notFound(id);
     const record = await this.metadata(() => this.repository.findById(id, this.clock.now()));
-    if (!record) throw notFound(id);
+    if (!record || !ownedBy(record.ownerPrincipal, owner)) throw notFound(id);
     return record;
   }
 
-  async download(id: string, range: RangeRequest = { offset: 0 }, signal?: AbortSignal): Promise<Download> {
-    return this.read(await this.get(id), range, signal);
+  async download(
+    id: string,
+    range: RangeRequest = { offset: 0 },
+    options: { signal?: AbortSignal; owner?: Principal } = {},
+  ): Promise<Download> {
+    return this.read(await this.get(id, options.owner ?? null), range, options.signal);
   }
 
   /** Streams a file already looked up with get(), for callers that need its size before choosing the range. */
@@ -193,12 +211,14 @@ export class FilesService {
     }
     const now = this.clock.now();
     let after: { createdAt: number; id: string } | undefined;
+    const owner = request.owner ?? null;
     if (request.after) {
       const cursor = isFileId(request.after) ? await this.metadata(() => this.repository.position(request.after!)) : undefined;
-      if (!cursor) throw invalidArgument("after", `after: no such file '${request.after}'`);
+      // Another principal's file is as unknown here as everywhere else.
+      if (!cursor || !ownedBy(cursor.ownerPrincipal, owner)) throw invalidArgument("after", `after: no such file '${request.after}'`);
       after = { createdAt: cursor.createdAt, id: cursor.id };
     }
-    const rows = await this.metadata(() => this.repository.list({ after, limit: limit + 1, order, purpose, now }));
+    const rows = await this.metadata(() => this.repository.list({ after, limit: limit + 1, order, purpose, now, owner: owner ?? undefined }));
     const data = rows.slice(0, limit);
     return {
       data,
@@ -212,8 +232,8 @@ export class FilesService {
    * Removes the row first, so the file disappears at once and never points at missing bytes;
    * an object whose removal then fails is only an orphan, reported for reconciliation.
    */
-  async delete(id: string): Promise<{ id: string; deleted: true }> {
-    const file = await this.get(id);
+  async delete(id: string, owner: Principal = null): Promise<{ id: string; deleted: true }> {
+    const file = await this.get(id, owner);
     if (!(await this.metadata(() => this.repository.delete(id, this.clock.now())))) throw notFound(id);
     await this.removeObject(file.storageKey);
     return { id, deleted: true };

@@ -34,11 +34,23 @@ export interface PartKeyRow {
   storageKey: string;
 }
 
+/**
+ * Who is asking: the authenticated principal, or null when authentication is off (one tenant,
+ * who sees every file). A principal sees only what it owns; anything else is "not found".
+ */
+export type Principal = string | null;
+
+/** Files written by tools that record no owner (Llama Stack writes '') belong to no principal. */
+export const ownedBy = (ownerPrincipal: string | null, principal: Principal): boolean =>
+  principal === null || (ownerPrincipal !== null && ownerPrincipal !== "" && ownerPrincipal === principal);
+
 export interface ListQuery {
   /** Keyset cursor: the page starts strictly after this (createdAt, id) position in `order`. */
   after?: { createdAt: number; id: string };
   /** Rows to return; the repository returns at most this many. */
   limit: number;
+  /** Only this principal's rows; undefined: everyone's. */
+  owner?: string;
   order: ListOrder;
   purpose?: Purpose;
   /** Rows with expiresAt <= now are invisible. */
@@ -57,7 +69,7 @@ export interface FileRepository {
    * expired or was deleted recently: a client that deletes files as it pages through them (a common
    * clean-up loop) asks for the page after a file that is already gone, and must not lose its place.
    */
-  position(id: string): Promise<{ createdAt: number; id: string } | undefined>;
+  position(id: string): Promise<{ createdAt: number; id: string; ownerPrincipal: string | null } | undefined>;
   /** True when a row was deleted; its list position is remembered for a while (see `position`). */
   delete(id: string, now: number): Promise<boolean>;
   /**

@@ -4,8 +4,10 @@ import type { FilesService } from "./files-service.js";
 import { isPartId, isUploadId, newPartId, newUploadId } from "./ids.js";
 import {
   systemClock,
+  ownedBy,
   type Clock,
   type FileRecord,
+  type Principal,
   type ObjectStore,
   type UploadPartRecord,
   type UploadRecord,
@@ -37,6 +39,8 @@ export interface CreateUploadRequest {
   mimeType?: string;
   /** Expiry of the finished file, in seconds after its creation. */
   expiresAfterSeconds?: number;
+  /** Who the upload (and the file it becomes) belongs to; null or unset: no one (authentication off). */
+  owner?: Principal;
 }
 
 /** An upload as clients see it: in-flight states read as "pending", and a completed upload carries its file. */
@@ -95,22 +99,26 @@ export class UploadsService {
       fileExpiresAfterSeconds: valid.expiresAfterSeconds ?? null,
       status: "pending",
       fileId: null,
-      ownerPrincipal: null,
+      ownerPrincipal: request.owner ?? null,
     };
     await this.metadata(() => this.options.repository.insertUpload(upload));
     return { upload: { ...upload, status: "pending" }, file: null };
   }
 
-  async get(id: string): Promise<UploadView> {
-    return this.view(await this.load(id));
+  async get(id: string, owner: Principal = null): Promise<UploadView> {
+    return this.view(await this.load(id, owner));
   }
 
   /**
    * Stores one part. Parts may be of any size up to the part limit, may arrive in any order and
    * in parallel, and only count once `complete` names them.
    */
-  async addPart(id: string, chunks: AsyncIterable<Uint8Array>, options: { signal?: AbortSignal } = {}): Promise<UploadPartRecord> {
-    const upload = await this.load(id);
+  async addPart(
+    id: string,
+    chunks: AsyncIterable<Uint8Array>,
+    options: { signal?: AbortSignal; owner?: Principal } = {},
+  ): Promise<UploadPartRecord> {
+    const upload = await this.load(id, options.owner ?? null);
     assertPending(upload, "add a part to");
     const existing = await this.metadata(() => this.options.repository.listParts(id));
     if (existing.length >= MAX_PARTS_PER_UPLOAD) {
@@ -149,7 +157,7 @@ export class UploadsService {
     // A cancel or complete may have won the race while this part was streaming: then the part is
     // not wanted, and whoever ended the upload may already have cleaned up, so remove it here.
     // Reading it through load() also expires an upload whose hour ran out while the part streamed.
-    const now = await this.load(id);
+    const now = await this.load(id, upload.ownerPrincipal);
     if (now.status !== "pending") {
       await this.discardPart(part);
       const why = now.status === "completing" ? "being completed" : now.status;
@@ -159,10 +167,10 @@ export class UploadsService {
   }
 
   /** Assembles the named parts, in the order given, into a new file. */
-  async complete(id: string, partIds: readonly string[], options: { md5?: string } = {}): Promise<UploadView> {
+  async complete(id: string, partIds: readonly string[], options: { md5?: string; owner?: Principal } = {}): Promise<UploadView> {
     const order = checkPartIds(partIds);
     const md5 = checkMd5(options.md5);
-    const upload = await this.load(id);
+    const upload = await this.load(id, options.owner ?? null);
     // Completing again is answered with the result, so a client that lost the first answer can retry.
     if (upload.status === "completed") return this.view(upload);
     assertPending(upload, "complete");
@@ -179,7 +187,7 @@ export class UploadsService {
     }
 
     if (!(await this.metadata(() => this.options.repository.transition(id, "pending", "completing")))) {
-      assertPending(await this.load(id), "complete");
+      assertPending(await this.load(id, upload.ownerPrincipal), "complete");
       throw conflict(`Upload '${id}' changed while it was being completed; try again`, "upload_id");
     }
     let file: FileRecord;
@@ -193,7 +201,7 @@ export class UploadsService {
           sizeBytes: upload.bytes,
         },
         this.concatenate(ordered),
-        { maxBytes: this.options.maxUploadBytes, md5 },
+        { maxBytes: this.options.maxUploadBytes, md5, owner: upload.ownerPrincipal },
       );
     } catch (err) {
       // Nothing was committed: the upload is pending again and its parts are still there.
@@ -203,7 +211,7 @@ export class UploadsService {
     try {
       await this.metadata(() => this.options.repository.transition(id, "completing", "completed", file.id));
     } catch (err) {
-      await this.options.files.delete(file.id).catch(() => {});
+      await this.options.files.delete(file.id, upload.ownerPrincipal).catch(() => {});
       await this.options.repository.transition(id, "completing", "pending").catch(() => {});
       throw err;
     }
@@ -212,12 +220,12 @@ export class UploadsService {
   }
 
   /** Cancels a pending upload and removes its parts; cancelling twice is not an error. */
-  async cancel(id: string): Promise<UploadView> {
-    const upload = await this.load(id);
+  async cancel(id: string, owner: Principal = null): Promise<UploadView> {
+    const upload = await this.load(id, owner);
     if (upload.status === "cancelled") return this.view(upload);
     assertPending(upload, "cancel");
     if (!(await this.metadata(() => this.options.repository.transition(id, "pending", "cancelled")))) {
-      return this.cancel(id);
+      return this.cancel(id, owner);
     }
     await this.discardParts(id);
     return this.view({ ...upload, status: "cancelled" });
@@ -227,15 +235,16 @@ export class UploadsService {
    * Reads an upload, expiring it on the way when its hour is up, so an expired upload never takes
    * another part. (A background sweep may expire it sooner; this makes expiry exact without one.)
    */
-  private async load(id: string): Promise<UploadRecord> {
+  private async load(id: string, owner: Principal): Promise<UploadRecord> {
     if (!isUploadId(id)) throw notFound(id, "upload_id", "upload");
     const upload = await this.metadata(() => this.options.repository.findUpload(id));
-    if (!upload) throw notFound(id, "upload_id", "upload");
+    // Another principal's upload is "not found", exactly like a missing one.
+    if (!upload || !ownedBy(upload.ownerPrincipal, owner)) throw notFound(id, "upload_id", "upload");
     if (upload.status === "pending" && this.clock.now() >= upload.expiresAt) {
       if (await this.metadata(() => this.options.repository.transition(id, "pending", "expired"))) {
         await this.discardParts(id);
       }
-      return this.load(id);
+      return this.load(id, owner);
     }
     return upload;
   }
@@ -244,7 +253,7 @@ export class UploadsService {
     let file: FileRecord | null = null;
     if (upload.fileId) {
       // The file may have been deleted or expired since: the upload then shows no file.
-      file = await this.options.files.get(upload.fileId).catch((err: unknown) => {
+      file = await this.options.files.get(upload.fileId, upload.ownerPrincipal).catch((err: unknown) => {
         if (err instanceof FilesError && err.code === "not_found") return null;
         throw err;
       });

@@ -40,6 +40,8 @@ export interface DeletedFileRow {
   id: string;
   createdAt: number;
   deletedAt: number;
+  /** The deleted file's owner, so only that principal can page on from it. */
+  ownerPrincipal: string | null;
 }
 
 export const DeletedFileEntity = new EntitySchema<DeletedFileRow>({
@@ -49,5 +51,6 @@ export const DeletedFileEntity = new EntitySchema<DeletedFileRow>({
     id: { type: "string", columnType: "text", primary: true },
     createdAt: { type: bigint(), columnType: "bigint", fieldName: "created_at" },
     deletedAt: { type: bigint(), columnType: "bigint", fieldName: "deleted_at" },
+    ownerPrincipal: { type: "text", fieldName: "owner_principal", nullable: true },
   },
 });

@@ -153,6 +153,21 @@ function addReapClaimColumns() {
   };
 }
 
+/**
+ * Per-principal listing (authentication on): an index that keyset paging can walk for one owner,
+ * and the owner of each remembered deleted position, so `after` cursors stay per principal.
+ */
+function addOwnerIndexes() {
+  return class AddOwnerIndexes extends Migration {
+    override up(): void {
+      this.addSql(`alter table "${DELETED_FILES_TABLE}" add column "owner_principal" text null`);
+      this.addSql(
+        `create index if not exists "${FILES_TABLE}_owner_created_at_id_index" on "${FILES_TABLE}" ("owner_principal", "created_at", "id")`,
+      );
+    }
+  };
+}
+
 /** Inline list (no file globbing), so it runs the same under node, tsx and vitest. */
 export function migrationsList(dialect: Dialect): MigrationObject[] {
   return [
@@ -161,6 +176,7 @@ export function migrationsList(dialect: Dialect): MigrationObject[] {
     { name: "0003_create_upload_tables", class: createUploadTables() },
     { name: "0004_create_deleted_files_table", class: createDeletedFilesTable() },
     { name: "0005_add_reap_claim_columns", class: addReapClaimColumns() },
+    { name: "0006_add_owner_indexes", class: addOwnerIndexes() },
   ];
 }
 

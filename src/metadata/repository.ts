@@ -32,6 +32,7 @@ export class MikroOrmFileRepository implements FileRepository {
     const dir = query.order === "asc" ? "asc" : "desc";
     const qb = this.em().createQueryBuilder(FileEntity).select("*").where(visibleAt(query.now));
     if (query.purpose !== undefined) qb.andWhere({ purpose: query.purpose });
+    if (query.owner !== undefined) qb.andWhere({ ownerPrincipal: query.owner });
     if (query.after) {
       // Row-value comparison: "strictly after (c, i) in this order", i.e. for desc
       // created_at < c OR (created_at = c AND id < i). Both databases can start an index range
@@ -44,18 +45,19 @@ export class MikroOrmFileRepository implements FileRepository {
     return rows.map(toRecord);
   }
 
-  async position(id: string): Promise<{ createdAt: number; id: string } | undefined> {
+  async position(id: string): Promise<{ createdAt: number; id: string; ownerPrincipal: string | null } | undefined> {
     const em = this.em();
-    const row = (await em.findOne(FileEntity, { id }, { fields: ["createdAt"] })) ?? (await em.findOne(DeletedFileEntity, { id }));
-    return row ? { createdAt: Number(row.createdAt), id } : undefined;
+    const row =
+      (await em.findOne(FileEntity, { id }, { fields: ["createdAt", "ownerPrincipal"] })) ?? (await em.findOne(DeletedFileEntity, { id }));
+    return row ? { createdAt: Number(row.createdAt), id, ownerPrincipal: row.ownerPrincipal ?? null } : undefined;
   }
 
   async delete(id: string, now: number): Promise<boolean> {
     return this.em().transactional(async (em) => {
-      const row = await em.findOne(FileEntity, { id }, { fields: ["createdAt"] });
+      const row = await em.findOne(FileEntity, { id }, { fields: ["createdAt", "ownerPrincipal"] });
       // Of two racing deletes, the database lets one DELETE take the row; the other sees 0.
       if (!row || (await em.nativeDelete(FileEntity, { id })) === 0) return false;
-      await em.insert(DeletedFileEntity, { id, createdAt: Number(row.createdAt), deletedAt: now });
+      await em.insert(DeletedFileEntity, { id, createdAt: Number(row.createdAt), deletedAt: now, ownerPrincipal: row.ownerPrincipal ?? null });
       // Forgetting old positions here keeps the table small without a sweep of its own.
       await em.nativeDelete(DeletedFileEntity, { deletedAt: { $lt: now - CURSOR_MEMORY_SECONDS } });
       return true;

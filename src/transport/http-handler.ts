@@ -4,6 +4,8 @@ import { FilesService as FilesServiceDesc } from "../../gen/ts/files/v1/files_pb
 import type { FilesMetrics } from "../observability/metrics.js";
 import type { FilesService } from "../files/files-service.js";
 import type { UploadsService } from "../files/uploads-service.js";
+import type { Authenticator } from "../auth/authenticator.js";
+import { authInterceptor } from "./connect/auth-interceptor.js";
 import { errorInterceptor } from "./connect/error-interceptor.js";
 import { filesHandlers } from "./connect/files-handlers.js";
 import { registerHealth } from "./connect/health.js";
@@ -30,6 +32,8 @@ export interface HttpHandlerOptions {
   ready: () => Promise<void>;
   /** Request and transfer metrics, served at /metrics; unset: neither. */
   metrics?: FilesMetrics;
+  /** Checks every call but health, metrics and the browser page's assets; unset: authentication is off. */
+  authenticator?: Authenticator;
 }
 
 /** One request handler for both HTTP versions: gRPC, gRPC-Web and Connect routes, then the REST API and health routes. */
@@ -42,7 +46,11 @@ export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
       registerHealth(router, { ready: options.ready, services: [FilesServiceDesc.typeName], shutdown: options.shutdown });
       registerReflection(router); // last: it describes every service registered before it
     },
-    interceptors: [observeInterceptor(logger, options.metrics), errorInterceptor(onUnexpected)],
+    interceptors: [
+      observeInterceptor(logger, options.metrics),
+      ...(options.authenticator ? [authInterceptor(options.authenticator)] : []),
+      errorInterceptor(onUnexpected),
+    ],
     readMaxBytes: options.maxMessageBytes,
     // Compressed requests are still accepted, but responses are never compressed: file bytes are
     // usually incompressible, and gzipping every download chunk cut throughput by an order of magnitude.

@@ -191,12 +191,31 @@ export function fileRepositoryContract(name: string, open: () => Promise<FileRep
       const gone = record({ createdAt: T - 30 });
       await put(live, expired, gone);
       expect(await repo.delete(gone.id, T)).toBe(true);
-      expect(await repo.position(live.id)).toEqual({ createdAt: T - 50, id: live.id });
-      expect(await repo.position(expired.id)).toEqual({ createdAt: T - 40, id: expired.id });
-      expect(await repo.position(gone.id)).toEqual({ createdAt: T - 30, id: gone.id });
+      expect(await repo.position(live.id)).toEqual({ createdAt: T - 50, id: live.id, ownerPrincipal: null });
+      expect(await repo.position(expired.id)).toEqual({ createdAt: T - 40, id: expired.id, ownerPrincipal: null });
+      expect(await repo.position(gone.id)).toEqual({ createdAt: T - 30, id: gone.id, ownerPrincipal: null });
       expect(await repo.position(newFileId())).toBeUndefined();
       // Paging on from the deleted file's position neither skips nor repeats a neighbour.
       expect((await repo.list({ after: (await repo.position(gone.id))!, limit: 10, order: "desc", now: T })).map((r) => r.id)).toEqual([live.id]);
+    });
+
+    it("lists one owner's rows, paging within them, and keeps each position's owner, deleted ones included", async () => {
+      const files = Array.from({ length: 20 }, (_, i) =>
+        record({ ownerPrincipal: i % 3 === 0 ? "alice" : i % 3 === 1 ? "bob" : null, createdAt: T - (i % 4), purpose: i % 2 ? "batch" : "assistants" }),
+      );
+      await put(...files);
+      for (const owner of ["alice", "bob"]) {
+        const mine = files.filter((f) => f.ownerPrincipal === owner);
+        for (const order of ["asc", "desc"] as const) {
+          expect(await walk({ limit: 2, order, now: T, owner }), `${owner} ${order}`).toEqual(sorted(mine, order));
+          expect(await walk({ limit: 2, order, now: T, owner, purpose: "batch" })).toEqual(sorted(mine.filter((f) => f.purpose === "batch"), order));
+        }
+      }
+      expect(await repo.list({ limit: 100, order: "asc", now: T, owner: "carol" })).toEqual([]);
+      const alices = files[0]!;
+      expect((await repo.position(alices.id))?.ownerPrincipal).toBe("alice");
+      expect(await repo.delete(alices.id, T)).toBe(true);
+      expect(await repo.position(alices.id)).toEqual({ createdAt: alices.createdAt, id: alices.id, ownerPrincipal: "alice" });
     });
 
     it("rejects a second insert with the same id and keeps the first", async () => {
@@ -272,7 +291,7 @@ export function fileRepositoryContract(name: string, open: () => Promise<FileRep
         // Unexpired rows are never claimed, and a claim changes nothing a client can see.
         expect(await repo.findById(future.id, T)).toEqual(future);
         expect(await repo.findById(never.id, T)).toEqual(never);
-        expect(await repo.position(oldest.id)).toEqual({ createdAt: oldest.createdAt, id: oldest.id });
+        expect(await repo.position(oldest.id)).toEqual({ createdAt: oldest.createdAt, id: oldest.id, ownerPrincipal: oldest.ownerPrincipal });
       });
 
       it("holds a claim until it lapses, then lets the row be claimed again", async () => {
@@ -304,7 +323,7 @@ export function fileRepositoryContract(name: string, open: () => Promise<FileRep
         expect(claimed).toEqual(r);
         expect(await repo.delete(r.id, T)).toBe(true);
         expect(await repo.claimExpired(T + 10 * LEASE, 10, T + 11 * LEASE)).toEqual([]);
-        expect(await repo.position(r.id)).toEqual({ createdAt: T - 60, id: r.id });
+        expect(await repo.position(r.id)).toEqual({ createdAt: T - 60, id: r.id, ownerPrincipal: r.ownerPrincipal });
       });
     });
   });

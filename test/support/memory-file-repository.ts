@@ -4,7 +4,7 @@ import type { FileRecord, FileRepository, ListQuery, StorageKeyRow } from "../..
 export class MemoryFileRepository implements FileRepository {
   readonly rows = new Map<string, FileRecord>();
   /** Positions of deleted files, for `after` cursors. */
-  readonly deleted = new Map<string, { createdAt: number }>();
+  readonly deleted = new Map<string, { createdAt: number; ownerPrincipal: string | null }>();
   /** When set, the next insert fails with this error (fault injection). */
   failNextInsert: Error | undefined;
 
@@ -30,15 +30,16 @@ export class MemoryFileRepository implements FileRepository {
     return [...this.rows.values()]
       .filter((row) => visible(row, query.now))
       .filter((row) => query.purpose === undefined || row.purpose === query.purpose)
+      .filter((row) => query.owner === undefined || row.ownerPrincipal === query.owner)
       .filter((row) => query.after === undefined || compare(row, query.after) > 0)
       .sort(compare)
       .slice(0, query.limit)
       .map((row) => ({ ...row }));
   }
 
-  async position(id: string): Promise<{ createdAt: number; id: string } | undefined> {
+  async position(id: string): Promise<{ createdAt: number; id: string; ownerPrincipal: string | null } | undefined> {
     const row = this.rows.get(id) ?? this.deleted.get(id);
-    return row ? { createdAt: row.createdAt, id } : undefined;
+    return row ? { createdAt: row.createdAt, id, ownerPrincipal: row.ownerPrincipal } : undefined;
   }
 
   async delete(id: string, _now: number): Promise<boolean> {
@@ -46,7 +47,7 @@ export class MemoryFileRepository implements FileRepository {
     if (!row) return false;
     this.rows.delete(id);
     this.claimedUntil.delete(id);
-    this.deleted.set(id, { createdAt: row.createdAt });
+    this.deleted.set(id, { createdAt: row.createdAt, ownerPrincipal: row.ownerPrincipal });
     return true;
   }
 

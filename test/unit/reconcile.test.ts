@@ -148,7 +148,7 @@ describe("Reconciler (in-memory adapters)", () => {
     expect(repairedAll(result)).toBe(true);
     expect([...fileRepo.rows.keys()]).toEqual([alive.id]);
     // Deleted like any file: a client paging `after` it keeps its place.
-    expect(await fileRepo.position(lost.id)).toEqual({ createdAt: lost.createdAt, id: lost.id });
+    expect(await fileRepo.position(lost.id)).toEqual({ createdAt: lost.createdAt, id: lost.id, ownerPrincipal: lost.ownerPrincipal });
   });
 
   it("does not check rows whose object lies outside the prefix", async () => {

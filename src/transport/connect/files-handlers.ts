@@ -10,6 +10,7 @@ import {
 import type { FilesService } from "../../files/files-service.js";
 import type { UploadRequest } from "../../files/upload-request.js";
 import { purposeName, toFileMessage } from "./file-message.js";
+import { principalOf } from "./principal.js";
 
 /**
  * Bytes per DownloadFileResponse. The protobuf encoder grows its buffer in powers of two from
@@ -29,7 +30,10 @@ export function filesHandlers(files: FilesService): FileRpcs {
       if (first.value.payload.case !== "metadata") {
         throw invalid("the first UploadFileRequest must carry metadata; chunks come after it");
       }
-      const record = await files.upload(uploadRequest(first.value.payload.value), chunksOf(messages), { signal: ctx.signal });
+      const record = await files.upload(uploadRequest(first.value.payload.value), chunksOf(messages), {
+        signal: ctx.signal,
+        owner: principalOf(ctx),
+      });
       return { file: toFileMessage(record) };
     },
 
@@ -37,7 +41,7 @@ export function filesHandlers(files: FilesService): FileRpcs {
       const download = await files.download(
         req.fileId,
         { offset: Number(req.offset), length: req.length === undefined ? undefined : Number(req.length) },
-        ctx.signal,
+        { signal: ctx.signal, owner: principalOf(ctx) },
       );
       yield { payload: { case: "file", value: toFileMessage(download.file) } };
       for await (const chunk of rechunk(download.body, DOWNLOAD_CHUNK)) {
@@ -45,12 +49,13 @@ export function filesHandlers(files: FilesService): FileRpcs {
       }
     },
 
-    async getFile(req) {
-      return { file: toFileMessage(await files.get(req.fileId)) };
+    async getFile(req, ctx) {
+      return { file: toFileMessage(await files.get(req.fileId, principalOf(ctx))) };
     },
 
-    async listFiles(req) {
+    async listFiles(req, ctx) {
       const page = await files.list({
+        owner: principalOf(ctx),
         after: req.after || undefined,
         limit: req.limit,
         order: req.order === ListOrder.ASC ? "asc" : "desc",
@@ -64,8 +69,8 @@ export function filesHandlers(files: FilesService): FileRpcs {
       };
     },
 
-    async deleteFile(req) {
-      return files.delete(req.fileId);
+    async deleteFile(req, ctx) {
+      return files.delete(req.fileId, principalOf(ctx));
     },
   };
 }

@@ -2,6 +2,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { REQUEST_ID_HEADER, requestIdFrom } from "../../observability/request-id.js";
 import type { RequestSink, Transport } from "../../observability/sinks.js";
+import { PRINCIPAL } from "./principal.js";
 
 /** RPCs whose bytes count as uploads or downloads in the metrics (the per-call log counts every RPC's chunk bytes). */
 const UPLOAD_RPCS = new Set(["UploadFile", "AddUploadPart"]);
@@ -40,7 +41,7 @@ export function observeInterceptor(logger: Logger, metrics?: RequestSink): Inter
         transport,
         bytes_in: bytes.in,
         bytes_out: bytes.out,
-        principal: null, // filled in once requests are authenticated
+        principal: req.contextValues.get(PRINCIPAL),
         request_id: requestId,
       };
       if (error === undefined) logger.info(fields, "rpc");

@@ -14,14 +14,16 @@ import { invalidArgument } from "../../files/errors.js";
 import type { UploadPartRecord } from "../../files/ports.js";
 import type { UploadsService, UploadView } from "../../files/uploads-service.js";
 import { purposeMessage, purposeName, toFileMessage } from "./file-message.js";
+import { principalOf } from "./principal.js";
 
 type UploadRpcs = Pick<ServiceImpl<typeof FilesServiceDesc>, "createUpload" | "addUploadPart" | "completeUpload" | "cancelUpload" | "getUpload">;
 
 /** The Uploads RPCs: unary, so a browser can send a large file part by part. */
 export function uploadsHandlers(uploads: UploadsService): UploadRpcs {
   return {
-    async createUpload(req) {
+    async createUpload(req, ctx) {
       const view = await uploads.create({
+        owner: principalOf(ctx),
         filename: req.filename,
         purpose: purposeName(req.purpose),
         bytes: Number(req.bytes),
@@ -32,20 +34,21 @@ export function uploadsHandlers(uploads: UploadsService): UploadRpcs {
     },
 
     async addUploadPart(req, ctx) {
-      const part = await uploads.addPart(req.uploadId, once(req.data), { signal: ctx.signal });
+      const part = await uploads.addPart(req.uploadId, once(req.data), { signal: ctx.signal, owner: principalOf(ctx) });
       return { part: toPartMessage(part) };
     },
 
-    async completeUpload(req) {
-      return { upload: toUploadMessage(await uploads.complete(req.uploadId, req.partIds, { md5: req.md5 || undefined })) };
+    async completeUpload(req, ctx) {
+      const view = await uploads.complete(req.uploadId, req.partIds, { md5: req.md5 || undefined, owner: principalOf(ctx) });
+      return { upload: toUploadMessage(view) };
     },
 
-    async cancelUpload(req) {
-      return { upload: toUploadMessage(await uploads.cancel(req.uploadId)) };
+    async cancelUpload(req, ctx) {
+      return { upload: toUploadMessage(await uploads.cancel(req.uploadId, principalOf(ctx))) };
     },
 
-    async getUpload(req) {
-      return { upload: toUploadMessage(await uploads.get(req.uploadId)) };
+    async getUpload(req, ctx) {
+      return { upload: toUploadMessage(await uploads.get(req.uploadId, principalOf(ctx))) };
     },
   };
 }

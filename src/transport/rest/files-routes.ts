@@ -1,4 +1,5 @@
 import type { FilesService } from "../../files/files-service.js";
+import type { Principal } from "../../files/ports.js";
 import { contentRange, parseRange } from "./byte-range.js";
 import { contentDisposition } from "./content-disposition.js";
 import { RestError } from "./errors.js";
@@ -7,7 +8,7 @@ import { parseMultipart, type FormFields } from "./multipart-form.js";
 import { fileJson } from "./openai-json.js";
 
 /** POST /v1/files: the form's file part streams into storage while the form is still being read. */
-export async function createFile(req: HttpRequest, res: HttpResponse, files: FilesService): Promise<void> {
+export async function createFile(req: HttpRequest, res: HttpResponse, files: FilesService, owner: Principal): Promise<void> {
   const signal = clientGone(res);
   const { file } = await parseMultipart(req, {
     fileField: "file",
@@ -18,7 +19,7 @@ export async function createFile(req: HttpRequest, res: HttpResponse, files: Fil
         { filename, mimeType, purpose: fieldsSoFar.get("purpose") },
         stream,
         async () => describe(await allFields),
-        { signal },
+        { signal, owner },
       ),
   });
   if (!file) throw new RestError(400, "The form has no 'file' part", "file");
@@ -49,7 +50,7 @@ export function parseExpiresAfter(anchor: unknown, seconds: unknown): number {
 }
 
 /** GET /v1/files: OpenAI's query parameters, checked here for syntax and by the core for meaning. */
-export async function listFiles(res: HttpResponse, url: URL, files: FilesService): Promise<void> {
+export async function listFiles(res: HttpResponse, url: URL, files: FilesService, owner: Principal): Promise<void> {
   const query = url.searchParams;
   for (const name of ["after", "limit", "order", "purpose"]) {
     if (query.getAll(name).length > 1) throw new RestError(400, `The query parameter '${name}' was given more than once`, name);
@@ -65,6 +66,7 @@ export async function listFiles(res: HttpResponse, url: URL, files: FilesService
     throw new RestError(400, `order must be 'asc' or 'desc', not '${order}'`, "order");
   }
   const page = await files.list({
+    owner,
     after: query.get("after") || undefined,
     limit,
     order: order ?? undefined,
@@ -79,12 +81,12 @@ export async function listFiles(res: HttpResponse, url: URL, files: FilesService
   });
 }
 
-export async function retrieveFile(res: HttpResponse, id: string, files: FilesService): Promise<void> {
-  sendJson(res, 200, fileJson(await files.get(id)));
+export async function retrieveFile(res: HttpResponse, id: string, files: FilesService, owner: Principal): Promise<void> {
+  sendJson(res, 200, fileJson(await files.get(id, owner)));
 }
 
-export async function deleteFile(res: HttpResponse, id: string, files: FilesService): Promise<void> {
-  const { deleted } = await files.delete(id);
+export async function deleteFile(res: HttpResponse, id: string, files: FilesService, owner: Principal): Promise<void> {
+  const { deleted } = await files.delete(id, owner);
   sendJson(res, 200, { id, object: "file", deleted });
 }
 
@@ -92,8 +94,8 @@ export async function deleteFile(res: HttpResponse, id: string, files: FilesServ
  * GET and HEAD /v1/files/{id}/content: the bytes with the stored media type, a strong ETag (the
  * SHA-256), a safely encoded filename, and single byte ranges (206, or 416 when unsatisfiable).
  */
-export async function fileContent(req: HttpRequest, res: HttpResponse, id: string, files: FilesService): Promise<void> {
-  const file = await files.get(id);
+export async function fileContent(req: HttpRequest, res: HttpResponse, id: string, files: FilesService, owner: Principal): Promise<void> {
+  const file = await files.get(id, owner);
   const etag = file.sha256 ? `"${file.sha256}"` : undefined;
   res.setHeader("content-type", file.mimeType);
   res.setHeader("content-disposition", contentDisposition(file.filename));

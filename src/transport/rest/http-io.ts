@@ -14,7 +14,7 @@ const MAX_DISCARD_BYTES = 64 * 1024 * 1024;
 const DISCARD_TIMEOUT_MS = 10_000;
 
 /** Headers that describe the exchange rather than a success, so an error answer keeps them. */
-const KEPT_ON_ERROR = new Set(["content-range", "allow", "x-request-id"]);
+const KEPT_ON_ERROR = new Set(["content-range", "allow", "x-request-id", "www-authenticate"]);
 
 export function sendJson(res: HttpResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

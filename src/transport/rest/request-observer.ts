@@ -13,7 +13,14 @@ const DOWNLOADS = new Set(["GET /v1/files/{id}/content"]);
  * line, like the RPCs', and feeds the metrics. The route template rather than the raw path keeps
  * ids out of both.
  */
-export function observeRequest(req: HttpRequest, res: HttpResponse, route: string, logger: Logger, metrics?: RequestSink): void {
+export function observeRequest(
+  req: HttpRequest,
+  res: HttpResponse,
+  route: string,
+  logger: Logger,
+  metrics?: RequestSink,
+): { principal: string | null } {
+  const observed = { principal: null as string | null };
   const started = performance.now();
   const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
   res.setHeader(REQUEST_ID_HEADER, requestId);
@@ -36,12 +43,13 @@ export function observeRequest(req: HttpRequest, res: HttpResponse, route: strin
         ms: Math.round(seconds * 1000),
         bytes_in: bytes.in,
         bytes_out: bytes.out,
-        principal: null, // filled in once requests are authenticated
+        principal: observed.principal,
         request_id: requestId,
       },
       "http",
     );
   });
+  return observed;
 }
 
 /**

@@ -1,5 +1,7 @@
 import type { Logger } from "pino";
+import { AuthenticationError, type Authenticator } from "../../auth/authenticator.js";
 import type { FilesService } from "../../files/files-service.js";
+import type { Principal } from "../../files/ports.js";
 import type { UploadsService } from "../../files/uploads-service.js";
 import type { RequestSink } from "../../observability/sinks.js";
 import { RestError } from "./errors.js";
@@ -11,11 +13,25 @@ import { addUploadPart, cancelUpload, completeUpload, createUpload, retrieveUplo
 export interface RestDeps {
   files: FilesService;
   uploads: UploadsService;
+  /** Unset: authentication is off. */
+  authenticator?: Authenticator;
   logger: Logger;
   metrics?: RequestSink;
 }
 
-type Handler = (req: HttpRequest, res: HttpResponse, id: string, url: URL, deps: RestDeps) => Promise<void>;
+/** One request, matched to a route and authenticated. */
+interface Call {
+  req: HttpRequest;
+  res: HttpResponse;
+  /** The `{id}` segment, decoded; empty when the route has none. */
+  id: string;
+  url: URL;
+  deps: RestDeps;
+  /** The caller; null when authentication is off. */
+  principal: Principal;
+}
+
+type Handler = (call: Call) => Promise<void>;
 
 interface Route {
   /** The path template; `{id}` is one segment. */
@@ -32,22 +48,22 @@ function route(path: string, methods: Record<string, Handler>): Route {
 
 const ROUTES: Route[] = [
   route("/v1/files", {
-    GET: (_req, res, _id, url, d) => listFiles(res, url, d.files),
-    POST: (req, res, _id, _url, d) => createFile(req, res, d.files),
+    GET: (c) => listFiles(c.res, c.url, c.deps.files, c.principal),
+    POST: (c) => createFile(c.req, c.res, c.deps.files, c.principal),
   }),
   route("/v1/files/{id}", {
-    GET: (_req, res, id, _url, d) => retrieveFile(res, id, d.files),
-    DELETE: (_req, res, id, _url, d) => deleteFile(res, id, d.files),
+    GET: (c) => retrieveFile(c.res, c.id, c.deps.files, c.principal),
+    DELETE: (c) => deleteFile(c.res, c.id, c.deps.files, c.principal),
   }),
   route("/v1/files/{id}/content", {
-    GET: (req, res, id, _url, d) => fileContent(req, res, id, d.files),
-    HEAD: (req, res, id, _url, d) => fileContent(req, res, id, d.files),
+    GET: (c) => fileContent(c.req, c.res, c.id, c.deps.files, c.principal),
+    HEAD: (c) => fileContent(c.req, c.res, c.id, c.deps.files, c.principal),
   }),
-  route("/v1/uploads", { POST: (req, res, _id, _url, d) => createUpload(req, res, d.uploads) }),
-  route("/v1/uploads/{id}", { GET: (_req, res, id, _url, d) => retrieveUpload(res, id, d.uploads) }),
-  route("/v1/uploads/{id}/parts", { POST: (req, res, id, _url, d) => addUploadPart(req, res, id, d.uploads) }),
-  route("/v1/uploads/{id}/complete", { POST: (req, res, id, _url, d) => completeUpload(req, res, id, d.uploads) }),
-  route("/v1/uploads/{id}/cancel", { POST: (_req, res, id, _url, d) => cancelUpload(res, id, d.uploads) }),
+  route("/v1/uploads", { POST: (c) => createUpload(c.req, c.res, c.deps.uploads, c.principal) }),
+  route("/v1/uploads/{id}", { GET: (c) => retrieveUpload(c.res, c.id, c.deps.uploads, c.principal) }),
+  route("/v1/uploads/{id}/parts", { POST: (c) => addUploadPart(c.req, c.res, c.id, c.deps.uploads, c.principal) }),
+  route("/v1/uploads/{id}/complete", { POST: (c) => completeUpload(c.req, c.res, c.id, c.deps.uploads, c.principal) }),
+  route("/v1/uploads/{id}/cancel", { POST: (c) => cancelUpload(c.res, c.id, c.deps.uploads, c.principal) }),
 ];
 
 /**
@@ -58,19 +74,33 @@ export async function serveRest(req: HttpRequest, res: HttpResponse, deps: RestD
   const url = new URL(req.url ?? "/", "http://localhost");
   const match = ROUTES.map((r) => ({ r, m: r.pattern.exec(url.pathname) })).find((x) => x.m);
   if (!match) return false;
-  observeRequest(req, res, match.r.path, deps.logger, deps.metrics);
+  const observed = observeRequest(req, res, match.r.path, deps.logger, deps.metrics);
   try {
+    const principal = await authenticate(req, res, deps.authenticator);
+    observed.principal = principal;
     const methods = Object.keys(match.r.methods);
     const handler = match.r.methods[req.method ?? ""];
     if (!handler) {
       res.setHeader("allow", methods.join(", "));
       throw new RestError(405, `${req.method} is not allowed on ${match.r.path}; use ${methods.join(" or ")}`);
     }
-    await handler(req, res, decodeId(match.m![1]), url, deps);
+    await handler({ req, res, id: decodeId(match.m![1]), url, deps, principal });
   } catch (err) {
     sendError(req, res, err, deps.logger);
   }
   return true;
+}
+
+/** Every REST route needs a token once authentication is on; the answer to a bad one is OpenAI's 401. */
+async function authenticate(req: HttpRequest, res: HttpResponse, authenticator: Authenticator | undefined): Promise<Principal> {
+  if (!authenticator) return null;
+  try {
+    return await authenticator.authenticate(req.headers.authorization);
+  } catch (err) {
+    if (!(err instanceof AuthenticationError)) throw err;
+    res.setHeader("www-authenticate", 'Bearer realm="files"');
+    throw new RestError(401, err.message, null, "invalid_api_key");
+  }
 }
 
 function decodeId(raw: string | undefined): string {

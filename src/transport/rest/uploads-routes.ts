@@ -1,3 +1,4 @@
+import type { Principal } from "../../files/ports.js";
 import type { UploadsService } from "../../files/uploads-service.js";
 import { RestError } from "./errors.js";
 import { parseExpiresAfter } from "./files-routes.js";
@@ -6,9 +7,10 @@ import { parseMultipart } from "./multipart-form.js";
 import { uploadJson, uploadPartJson } from "./openai-json.js";
 
 /** POST /v1/uploads {filename, purpose, bytes, mime_type, expires_after?} */
-export async function createUpload(req: HttpRequest, res: HttpResponse, uploads: UploadsService): Promise<void> {
+export async function createUpload(req: HttpRequest, res: HttpResponse, uploads: UploadsService, owner: Principal): Promise<void> {
   const body = await readJsonObject(req);
   const view = await uploads.create({
+    owner,
     filename: requiredString(body, "filename"),
     purpose: requiredString(body, "purpose"),
     bytes: requiredInteger(body, "bytes"),
@@ -19,33 +21,45 @@ export async function createUpload(req: HttpRequest, res: HttpResponse, uploads:
 }
 
 /** POST /v1/uploads/{id}/parts: one part in the multipart field `data`, streamed to storage. */
-export async function addUploadPart(req: HttpRequest, res: HttpResponse, id: string, uploads: UploadsService): Promise<void> {
+export async function addUploadPart(
+  req: HttpRequest,
+  res: HttpResponse,
+  id: string,
+  uploads: UploadsService,
+  owner: Principal,
+): Promise<void> {
   const signal = clientGone(res);
   const { file: part } = await parseMultipart(req, {
     fileField: "data",
-    onFile: ({ stream }) => uploads.addPart(id, stream, { signal }),
+    onFile: ({ stream }) => uploads.addPart(id, stream, { signal, owner }),
   });
   if (!part) throw new RestError(400, "The form has no 'data' part", "data");
   sendJson(res, 200, uploadPartJson(part));
 }
 
 /** POST /v1/uploads/{id}/complete {part_ids, md5?} */
-export async function completeUpload(req: HttpRequest, res: HttpResponse, id: string, uploads: UploadsService): Promise<void> {
+export async function completeUpload(
+  req: HttpRequest,
+  res: HttpResponse,
+  id: string,
+  uploads: UploadsService,
+  owner: Principal,
+): Promise<void> {
   const body = await readJsonObject(req);
   const partIds = body.part_ids;
   if (!Array.isArray(partIds) || !partIds.every((p) => typeof p === "string")) {
     throw new RestError(400, "part_ids must be an array of part ids", "part_ids");
   }
-  const view = await uploads.complete(id, partIds as string[], { md5: optionalString(body, "md5") });
+  const view = await uploads.complete(id, partIds as string[], { md5: optionalString(body, "md5"), owner });
   sendJson(res, 200, uploadJson(view));
 }
 
-export async function cancelUpload(res: HttpResponse, id: string, uploads: UploadsService): Promise<void> {
-  sendJson(res, 200, uploadJson(await uploads.cancel(id)));
+export async function cancelUpload(res: HttpResponse, id: string, uploads: UploadsService, owner: Principal): Promise<void> {
+  sendJson(res, 200, uploadJson(await uploads.cancel(id, owner)));
 }
 
-export async function retrieveUpload(res: HttpResponse, id: string, uploads: UploadsService): Promise<void> {
-  sendJson(res, 200, uploadJson(await uploads.get(id)));
+export async function retrieveUpload(res: HttpResponse, id: string, uploads: UploadsService, owner: Principal): Promise<void> {
+  sendJson(res, 200, uploadJson(await uploads.get(id, owner)));
 }
 
 function requiredString(body: Record<string, unknown>, name: string): string {
