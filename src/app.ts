@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Config } from "./config/config.js";
 import { FilesService } from "./files/files-service.js";
 import { UploadsService } from "./files/uploads-service.js";
+import { UploadSlots } from "./files/upload-slots.js";
 import type { FileRepository, ObjectStore, UploadRepository } from "./files/ports.js";
 import { Reaper } from "./files/reaper.js";
 import { openMetadata } from "./metadata/open.js";
@@ -45,6 +46,10 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
     keyPrefix,
     maxFileBytes: config.server.maxFileBytes,
     defaultTtlSeconds: (purpose) => defaultTtls[purpose],
+    uploadSlots: new UploadSlots({
+      global: config.server.maxConcurrentUploads,
+      perPrincipal: config.server.maxConcurrentUploadsPerPrincipal,
+    }),
     onOrphanedObject,
   });
   const uploadRepository = timedUploadRepository(metadata.uploads, metrics);
@@ -72,6 +77,7 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
         await Promise.all([store.ping(), repository.ping()]);
       },
     }),
+    { headerTimeoutMs: config.server.headerTimeoutMs, idleTimeoutMs: config.server.idleTimeoutMs },
   );
   let port: number;
   try {

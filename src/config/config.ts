@@ -15,6 +15,13 @@ export interface Config {
     maxPartBytes: number;
     /** How long an Upload may stay pending. */
     uploadExpireAfterSeconds: number;
+    /** Uploads (whole files and parts) streaming in at once: overall, and per principal. */
+    maxConcurrentUploads: number;
+    maxConcurrentUploadsPerPrincipal: number;
+    /** Time allowed for a connection's first bytes and a request's headers. */
+    headerTimeoutMs: number;
+    /** A connection (HTTP/1.1) or stream (HTTP/2) with no traffic for this long is closed. */
+    idleTimeoutMs: number;
   };
   /** Unset: no authentication (the server then binds to loopback unless told otherwise). */
   auth?: AuthConfig;

@@ -23,6 +23,13 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 8 * MiB;
 export const DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * MiB;
 export const DEFAULT_MAX_PART_BYTES = 64 * MiB;
 export const DEFAULT_UPLOAD_EXPIRE_AFTER_SECONDS = 3600;
+/** Each upload holds a socket, an S3 part buffer (part_size_bytes) and an S3 connection. */
+export const DEFAULT_MAX_CONCURRENT_UPLOADS = 512;
+/** With authentication off every caller is one principal, so this must not be below a busy client's needs. */
+export const DEFAULT_MAX_CONCURRENT_UPLOADS_PER_PRINCIPAL = 256;
+export const DEFAULT_HEADER_TIMEOUT_SECONDS = 30;
+// Generous: completing a multi-GiB Upload sends nothing to its client while the parts are assembled.
+export const DEFAULT_IDLE_TIMEOUT_SECONDS = 600;
 export const DEFAULT_REAPER_INTERVAL_SECONDS = 60;
 export const DEFAULT_REAPER_BATCH_SIZE = 100;
 export const DEFAULT_S3_CONNECT_TIMEOUT_SECONDS = 10;
@@ -75,6 +82,10 @@ export function loadConfig(sources: ConfigSources): Config {
       maxUploadBytes: server.limits?.max_upload_bytes ?? DEFAULT_MAX_UPLOAD_BYTES,
       maxPartBytes: server.limits?.max_part_bytes ?? DEFAULT_MAX_PART_BYTES,
       uploadExpireAfterSeconds: server.uploads?.expire_after_seconds ?? DEFAULT_UPLOAD_EXPIRE_AFTER_SECONDS,
+      maxConcurrentUploads: server.limits?.max_concurrent_uploads ?? DEFAULT_MAX_CONCURRENT_UPLOADS,
+      maxConcurrentUploadsPerPrincipal: server.limits?.max_concurrent_uploads_per_principal ?? DEFAULT_MAX_CONCURRENT_UPLOADS_PER_PRINCIPAL,
+      headerTimeoutMs: (server.limits?.header_timeout_seconds ?? DEFAULT_HEADER_TIMEOUT_SECONDS) * 1000,
+      idleTimeoutMs: (server.limits?.idle_timeout_seconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS) * 1000,
     },
   };
 

@@ -142,6 +142,12 @@ export const serverSchema = z.strictObject({
       max_message_bytes: optional(int(64 * 1024, 64 * MiB)),
       max_upload_bytes: optional(int(1)),
       max_part_bytes: optional(int(1)),
+      max_concurrent_uploads: optional(int(1, 100_000)),
+      max_concurrent_uploads_per_principal: optional(int(1, 100_000)),
+      // Slow-loris guards: a connection must send its request head in time, and no request or
+      // stream may sit without a byte in either direction for longer than the idle timeout.
+      header_timeout_seconds: optional(int(1, 3600)),
+      idle_timeout_seconds: optional(int(1, 24 * 3600)),
     }),
   ),
   uploads: optional(

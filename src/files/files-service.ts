@@ -1,5 +1,6 @@
 import { cancelled, FilesError, invalidArgument, notFound, orUnavailable, outOfRange } from "./errors.js";
 import { ContentMeter } from "./content-meter.js";
+import { UploadSlots } from "./upload-slots.js";
 import { isFileId, newFileId } from "./ids.js";
 import { isPurpose, type Purpose, type UploadPurpose } from "./purposes.js";
 import { validateHead, validateUpload, type UploadHead, type UploadRequest, type ValidUpload } from "./upload-request.js";
@@ -26,6 +27,8 @@ export interface FilesServiceOptions {
    * null means never. Omitted: no default expiry for any purpose.
    */
   defaultTtlSeconds?: (purpose: UploadPurpose) => number | null;
+  /** Caps uploads in flight, per principal and overall; shared with UploadsService. Unset: no caps. */
+  uploadSlots?: UploadSlots;
   /** Told about objects left behind by a failed clean-up, so they can be logged for reconciliation. */
   onOrphanedObject?: (key: string, error: unknown) => void;
 }
@@ -81,12 +84,15 @@ export class FilesService {
   private readonly repository: FileRepository;
   private readonly clock: Clock;
   private readonly keyPrefix: string;
+  /** Held by every upload while its bytes stream in, whichever transport or path it came by. */
+  readonly uploadSlots: UploadSlots;
 
   constructor(private readonly options: FilesServiceOptions) {
     this.store = options.store;
     this.repository = options.repository;
     this.clock = options.clock ?? systemClock;
     this.keyPrefix = options.keyPrefix ?? "";
+    this.uploadSlots = options.uploadSlots ?? new UploadSlots();
   }
 
   /**
@@ -115,7 +121,22 @@ export class FilesService {
     return this.write(valid, chunks, async () => validateUpload({ ...head, ...(await describe()) }, maxBytes), options);
   }
 
+  /** Every upload path holds an upload slot while its bytes stream in (see UploadSlots). */
   private async write(
+    head: { mimeType: string; sizeBytes?: number; sha256?: string },
+    chunks: AsyncIterable<Uint8Array>,
+    describe: () => Promise<ValidUpload>,
+    options: UploadOptions,
+  ): Promise<FileRecord> {
+    const release = this.uploadSlots.acquire(options.owner ?? null);
+    try {
+      return await this.storeAndRecord(head, chunks, describe, options);
+    } finally {
+      release();
+    }
+  }
+
+  private async storeAndRecord(
     head: { mimeType: string; sizeBytes?: number; sha256?: string },
     chunks: AsyncIterable<Uint8Array>,
     describe: () => Promise<ValidUpload>,

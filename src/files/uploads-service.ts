@@ -120,6 +120,16 @@ export class UploadsService {
   ): Promise<UploadPartRecord> {
     const upload = await this.load(id, options.owner ?? null);
     assertPending(upload, "add a part to");
+    const release = this.options.files.uploadSlots.acquire(upload.ownerPrincipal);
+    try {
+      return await this.storePart(upload, chunks, options.signal);
+    } finally {
+      release();
+    }
+  }
+
+  private async storePart(upload: UploadRecord, chunks: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined): Promise<UploadPartRecord> {
+    const id = upload.id;
     const existing = await this.metadata(() => this.options.repository.listParts(id));
     if (existing.length >= MAX_PARTS_PER_UPLOAD) {
       throw invalidArgument("data", `Upload '${id}' already has ${MAX_PARTS_PER_UPLOAD} parts, the most one upload may have`);
@@ -133,7 +143,7 @@ export class UploadsService {
     });
     const stored = await this.options.store.put(storageKey, meter.wrap(chunks), {
       contentType: "application/octet-stream",
-      signal: options.signal,
+      signal,
     });
     const part: UploadPartRecord = {
       id: partId,

@@ -8,6 +8,15 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 // waiting on WINDOW_UPDATEs every 64 KiB.
 const H2_WINDOW_BYTES = 8 * 1024 * 1024;
 
+export interface ConnectionLimits {
+  /** Time for a connection's first bytes, and (HTTP/1.1) for a request's whole head. */
+  headerTimeoutMs: number;
+  /** An HTTP/1.1 connection, or an HTTP/2 stream or session, with no traffic for this long is closed. */
+  idleTimeoutMs: number;
+}
+
+const DEFAULT_LIMITS: ConnectionLimits = { headerTimeoutMs: 30_000, idleTimeoutMs: 600_000 };
+
 export interface OnePortServer {
   listen(port: number, host: string): Promise<number>;
   /** Stops accepting connections; resolves when every open connection has closed. */
@@ -23,14 +32,34 @@ export interface OnePortServer {
  * port. Node's allowHTTP1 works only with TLS, so each connection's first bytes are read: the
  * HTTP/2 client preface goes to the http2 server, anything else to the http server.
  */
-export function createOnePortServer(handler: NodeHandlerFn): OnePortServer {
-  const h1 = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, handler);
+export function createOnePortServer(handler: NodeHandlerFn, limits: ConnectionLimits = DEFAULT_LIMITS): OnePortServer {
+  const { headerTimeoutMs, idleTimeoutMs } = limits;
+  const h1 = http.createServer(
+    {
+      // No whole-request deadline: a large upload may rightly take hours. Stalls are what the
+      // idle timeout catches, and slow request heads what the header timeout catches.
+      requestTimeout: 0,
+      headersTimeout: headerTimeoutMs,
+      keepAliveTimeout: Math.min(65_000, idleTimeoutMs),
+      // How often the header deadline is checked (Node's default is every 30 s).
+      connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(headerTimeoutMs / 4))),
+    },
+    handler,
+  );
+  // Socket inactivity: Node destroys a connection idle this long (no 'timeout' listener on h1).
+  h1.timeout = idleTimeoutMs;
   // h1 never listens itself (the net server does), but Node only starts tracking its connections,
   // which closeIdleConnections() and the header timeout rely on, on "listening".
   h1.emit("listening");
   const h2 = http2.createServer({ settings: { initialWindowSize: H2_WINDOW_BYTES } }, (req, res) => {
     discardUnreadBodyOnEnd(req, res);
     handler(req, res);
+  });
+  // A session with no traffic at all is destroyed (no 'timeout' listener on h2); a stream that
+  // stalls while its session stays busy with others is cancelled on its own.
+  h2.setTimeout(idleTimeoutMs);
+  h2.on("stream", (stream) => {
+    stream.setTimeout(idleTimeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
   });
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -44,7 +73,12 @@ export function createOnePortServer(handler: NodeHandlerFn): OnePortServer {
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    routeByPreface(socket, (isH2) => (isH2 ? h2 : h1).emit("connection", socket));
+    // Until it is routed, nothing else watches the connection: it must speak within the header timeout.
+    socket.setTimeout(headerTimeoutMs, () => socket.destroy());
+    routeByPreface(socket, (isH2) => {
+      socket.setTimeout(0);
+      (isH2 ? h2 : h1).emit("connection", socket);
+    });
   });
 
   return {
