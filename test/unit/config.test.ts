@@ -101,6 +101,29 @@ describe("configuration defaults and errors", () => {
     expect(config.server).toMatchObject({ port: 8321, host: "127.0.0.1" });
   });
 
+  it("connection and concurrency limits: defaults, explicit values, and refused values named", () => {
+    expect(loadConfig({ env: {} }).server).toMatchObject({
+      maxConcurrentUploads: 512,
+      maxConcurrentUploadsPerPrincipal: 256,
+      headerTimeoutMs: 30_000,
+      idleTimeoutMs: 600_000,
+    });
+    const path = writeYaml(
+      "server:\n  limits:\n    max_concurrent_uploads: 8\n    max_concurrent_uploads_per_principal: 2\n    header_timeout_seconds: 5\n    idle_timeout_seconds: 60\n",
+    );
+    expect(loadConfig({ configPath: path, env: {} }).server).toMatchObject({
+      maxConcurrentUploads: 8,
+      maxConcurrentUploadsPerPrincipal: 2,
+      headerTimeoutMs: 5_000,
+      idleTimeoutMs: 60_000,
+    });
+    for (const [key, value] of [["max_concurrent_uploads", 0], ["header_timeout_seconds", 0], ["idle_timeout_seconds", "soon"]] as const) {
+      expect(() => loadConfig({ configPath: writeYaml(`server:\n  limits:\n    ${key}: ${value}\n`), env: {} })).toThrow(
+        new RegExp(`server\\.limits\\.${key}`),
+      );
+    }
+  });
+
   it("the port comes from --port, then PORT, then server.port", () => {
     const path = writeYaml("server:\n  port: 9000\n");
     expect(loadConfig({ configPath: path, env: {} }).server.port).toBe(9000);
