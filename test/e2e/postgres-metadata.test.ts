@@ -229,6 +229,21 @@ describe.each(variants)("S3 objects + PostgreSQL metadata given as %s", (variant
     expect((await rejection(b.get(fromB.id))).code).toBe(Code.NotFound);
     expect(await listAllKeys(bucket)).toEqual([]);
     expect(await storedIds(dbUrl)).toEqual([]);
+
+    // Concurrent deletes of one file through both replicas: exactly one succeeds, the other is
+    // NOT_FOUND (never another error), and neither object nor row is left.
+    const files = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => a.upload({ filename: `race-${i}.bin`, purpose: FilePurpose.ASSISTANTS }, [randomBytes(2048)])),
+    );
+    for (const file of files) {
+      const outcomes = await Promise.allSettled([a.delete(file.id), b.delete(file.id)]);
+      const ok = outcomes.filter((o) => o.status === "fulfilled");
+      const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === "rejected");
+      expect(ok, file.id).toHaveLength(1);
+      expect(failed.map((f) => (f.reason as { code?: number }).code), file.id).toEqual([Code.NotFound]);
+    }
+    expect(await listAllKeys(bucket)).toEqual([]);
+    expect(await storedIds(dbUrl)).toEqual([]);
   });
 });
 
