@@ -5,6 +5,7 @@
  *  - the service over gRPC with @grpc/grpc-js (optional).
  * Downloads are hashed as they arrive and never buffered; uploads read the payload block by block.
  */
+import http from "node:http";
 import { Readable } from "node:stream";
 import {
   CreateBucketCommand,
@@ -64,8 +65,10 @@ export const QUEUE_SIZE = 4;
 /** Bytes per UploadFileRequest chunk (and the server's DownloadFileResponse chunk size). */
 export const CHUNK_SIZE = MiB;
 
-export function s3Client(target: S3Target): S3Client {
+/** `maxSockets`: connections the client may open (the SDK's default is 50, below the small-file scenario's 64). */
+export function s3Client(target: S3Target, maxSockets?: number): S3Client {
   return new S3Client({
+    ...(maxSockets !== undefined && { requestHandler: { httpAgent: new http.Agent({ keepAlive: true, maxSockets }) } }),
     endpoint: target.endpoint,
     region: target.region,
     credentials: { accessKeyId: target.accessKeyId, secretAccessKey: target.secretAccessKey },
@@ -173,7 +176,8 @@ class WideWindowSessionManager extends Http2SessionManager {
   }
 }
 
-export function connectGrpcClient(baseUrl: string, identityOnly = false): BenchClient {
+/** A connect-node FilesService client on one HTTP/2 connection of its own; close() ends it. */
+export function connectFilesClient(baseUrl: string, identityOnly = false) {
   // Our own session manager, so close() can end the connection, and with a 16 MiB stream window:
   // Node's default 64 KiB window makes every download chunk wait for a WINDOW_UPDATE round trip.
   const sessionManager = new WideWindowSessionManager(baseUrl, undefined, { settings: { initialWindowSize: 16 * MiB } });
@@ -184,7 +188,11 @@ export function connectGrpcClient(baseUrl: string, identityOnly = false): BenchC
     writeMaxBytes: 16 * MiB,
     ...(identityOnly && { acceptCompression: [] }),
   });
-  const client = createClient(FilesService, transport);
+  return { client: createClient(FilesService, transport), close: () => sessionManager.abort() };
+}
+
+export function connectGrpcClient(baseUrl: string, identityOnly = false): BenchClient {
+  const { client, close } = connectFilesClient(baseUrl, identityOnly);
   return {
     name: `service (connect-node gRPC${identityOnly ? ", identity only" : ""})`,
     async upload(payload, sha256) {
@@ -210,7 +218,7 @@ export function connectGrpcClient(baseUrl: string, identityOnly = false): BenchC
     async remove(fileId) {
       await client.deleteFile({ fileId });
     },
-    close: () => sessionManager.abort(),
+    close,
   };
 }
 

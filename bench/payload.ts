@@ -9,7 +9,8 @@
 import { createCipheriv, createHash } from "node:crypto";
 
 export const MiB = 1024 * 1024;
-const BLOCK = MiB;
+/** Bytes per yielded block. */
+export const BLOCK = MiB;
 const POOL_SIZE = 4;
 
 export class Payload {
@@ -21,9 +22,9 @@ export class Payload {
     this.pool = Array.from({ length: POOL_SIZE }, () => cipher.update(Buffer.alloc(BLOCK)));
   }
 
-  /** The payload as fresh blocks of up to 1 MiB (the last one may be shorter). */
-  *blocks(): Generator<Buffer> {
-    for (let index = 0, at = 0; at < this.bytes; index++, at += BLOCK) {
+  /** The payload as fresh blocks of up to 1 MiB (the last one may be shorter); optionally only blocks [first, first + count). */
+  *blocks(first = 0, count = Infinity): Generator<Buffer> {
+    for (let index = first, at = first * BLOCK; at < this.bytes && index < first + count; index++, at += BLOCK) {
       const length = Math.min(BLOCK, this.bytes - at);
       const block = Buffer.allocUnsafe(length);
       this.pool[index % POOL_SIZE]!.copy(block, 0, 0, length);

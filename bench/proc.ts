@@ -4,7 +4,7 @@
  * (one small file read), so it can run every 100 ms without disturbing the measurement.
  */
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
 
 const KiB = 1024;
 
@@ -27,6 +27,20 @@ function statusKb(pid: number, field: "VmRSS" | "VmHWM"): number {
 
 export const rssBytes = (pid: number): number => statusKb(pid, "VmRSS");
 export const peakRssBytes = (pid: number): number => statusKb(pid, "VmHWM");
+
+/**
+ * Resets the process's VmHWM to its current VmRSS (Linux 4.0+: "5" to /proc/PID/clear_refs), so a
+ * later VmHWM is the peak of what ran since. False where that is not permitted (then VmHWM is the
+ * peak since the process started).
+ */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    return peakRssBytes(pid) <= rssBytes(pid) + 4 * KiB * 1024;
+  } catch {
+    return false;
+  }
+}
 
 /** User + system CPU seconds the process has used so far. */
 export function cpuSeconds(pid: number): number {

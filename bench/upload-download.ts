@@ -2,7 +2,7 @@
  * Upload/download throughput of the Files service (gRPC streaming and REST multipart) against
  * direct S3, plus server memory.
  *
- *   npm run bench -- [--size-mib 256] [--runs 2] [--grpc-js] [--identity] [--direct-multipart]
+ *   npm run bench:transfer -- [--size-mib 256] [--runs 2] [--grpc-js] [--identity] [--direct-multipart]
  *
  * The baseline is one streamed PutObject and a GetObject with the AWS SDK; --direct-multipart
  * uploads it with lib-storage instead, with the server's part size and concurrency.
@@ -14,7 +14,10 @@
  * The real server runs as a child process (SQLite metadata in a temp dir, default part size
  * and concurrency). Each run moves the same deterministic payload through every path in turn;
  * the table shows the best run per path, and the ratio service/direct measured in this process
- * on this machine. Figures also go to bench/results/latest.json.
+ * on this machine. Figures also go to bench/results/transfer-latest.json.
+ *
+ * A transfer diagnostic (client variants, repeated runs, RSS timelines); the full benchmark with
+ * every scenario and the reference is bench/run.ts (`npm run bench`).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -23,7 +26,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { guardChildProcess, startMoto, waitForExit } from "../test/support/moto.js";
-import { REPO_ROOT, s3ProviderConfig, startServer, type ServerProcess } from "../test/support/server-process.js";
+import { REPO_ROOT, startServer, type ServerProcess } from "../test/support/server-process.js";
 import {
   CHUNK_SIZE,
   connectGrpcClient,
@@ -39,10 +42,13 @@ import { MiB, Payload } from "./payload.js";
 import { restBenchClient } from "./rest-client.js";
 import { cpuSeconds, findProcess, peakRssBytes, rssBytes, RssSampler, verifyNodeProcess } from "./proc.js";
 import { formatReport, summarize, type MemoryReport, type Operation, type Path, type Sample } from "./report.js";
+import { Cleanup } from "./lifecycle.js";
+import { writeServiceConfig } from "./servers.js";
 
 const HARD_TIMEOUT_MS = 15 * 60_000;
 const WARMUP_BYTES = 16 * MiB;
-const RESULTS_FILE = resolve(REPO_ROOT, "bench/results/latest.json");
+// Not latest.json: that is the full harness's (bench/run.ts).
+const RESULTS_FILE = resolve(REPO_ROOT, "bench/results/transfer-latest.json");
 
 interface Options {
   sizeMiB: number;
@@ -68,7 +74,7 @@ function parseOptions(): Options {
     strict: true,
   });
   if (values.help) {
-    console.log("usage: npm run bench -- [--size-mib N (default 256)] [--runs N (default 2)] [--grpc-js] [--identity] [--direct-multipart]");
+    console.log("usage: npm run bench:transfer -- [--size-mib N (default 256)] [--runs N (default 2)] [--grpc-js] [--identity] [--direct-multipart]");
     process.exit(0);
   }
   const sizeMiB = Number(values["size-mib"]);
@@ -76,27 +82,6 @@ function parseOptions(): Options {
   if (!Number.isInteger(sizeMiB) || sizeMiB < 1) throw new Error(`--size-mib must be a positive integer, got ${values["size-mib"]}`);
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, got ${values.runs}`);
   return { sizeMiB, runs, grpcJs: values["grpc-js"], identity: values.identity, direct: values["direct-multipart"] ? "multipart" : "put" };
-}
-
-/** Clean-up steps, run last-in first-out, once, each bounded so a stuck step cannot hang the exit. */
-class Cleanup {
-  private readonly steps: { name: string; fn: () => Promise<unknown> }[] = [];
-  private running: Promise<void> | undefined;
-
-  add(name: string, fn: () => Promise<unknown>): void {
-    this.steps.push({ name, fn });
-  }
-
-  run(): Promise<void> {
-    this.running ??= (async () => {
-      for (const { name, fn } of this.steps.reverse()) {
-        const timeout = sleep(20_000, "timeout" as const);
-        const outcome = await Promise.race([fn().then(() => "ok" as const), timeout]).catch((err: unknown) => err);
-        if (outcome !== "ok") console.error(`[bench] clean-up '${name}' failed: ${outcome === "timeout" ? "timed out" : String(outcome)}`);
-      }
-    })();
-    return this.running;
-  }
 }
 
 const cleanup = new Cleanup();
@@ -146,17 +131,10 @@ async function main(): Promise<void> {
 
   const dir = await mkdtemp(join(tmpdir(), "files-bench-"));
   cleanup.add("remove temp dir", () => rm(dir, { recursive: true, force: true }));
-  const server = await startServer({
-    config: {
-      ...s3ProviderConfig(endpoint, target.bucket, { type: "sqlite", db_path: join(dir, "files.db") }, {
-        region: target.region,
-        aws_access_key_id: target.accessKeyId,
-        aws_secret_access_key: target.secretAccessKey,
-      }),
-      // Room for --size-mib beyond the 512 MiB default limit.
-      server: { limits: { max_file_bytes: Math.max(512, options.sizeMiB) * MiB } },
-    },
-  });
+  // The config file goes in our temp dir (startServer's `config` would leave a dir of its own behind);
+  // max_file_bytes makes room for --size-mib beyond the 512 MiB default limit.
+  const configPath = await writeServiceConfig(dir, target, target.bucket, join(dir, "files.db"), Math.max(512, options.sizeMiB) * MiB);
+  const server = await startServer({ args: ["--config", configPath] });
   serverOutput = server.output;
   const pid = server.child.pid!;
   const guard = guardChildProcess(pid, { exitSignal: "SIGKILL" }); // never outlive the bench, even on a crash

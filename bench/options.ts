@@ -1,0 +1,116 @@
+/** The harness's command line. */
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { REPO_ROOT } from "../test/support/server-process.js";
+import { MiB } from "./payload.js";
+
+export const SCENARIOS = ["large", "small", "list", "retrieve", "pg"] as const;
+export const TARGETS = ["direct", "grpc", "rest", "uploads", "llama"] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+export type Target = (typeof TARGETS)[number];
+
+export interface Options {
+  scenarios: Scenario[];
+  sizes: number[];
+  targets: Target[];
+  rows: number;
+  outDir: string;
+  runs: number;
+  smallSeconds: number;
+  smallMaxOps: number;
+  smallConcurrency: number[];
+  retrieveOps: number;
+  cpuProf: boolean;
+  timeoutMinutes: number;
+  /** The service's max_file_bytes: room for the largest size. */
+  maxFileBytes: number;
+}
+
+export const USAGE = `usage: npm run bench -- [options]
+
+  --scenarios LIST   large,small,list,retrieve,pg (default: all)
+  --sizes LIST       large-transfer sizes (default: 16MiB,256MiB,1GiB; units B, KiB, MiB, GiB)
+  --targets LIST     direct,grpc,rest,uploads,llama (default: all)
+  --rows N           rows seeded for list and retrieve, and inserted by pg (default: 100000)
+  --out DIR          results directory (default: bench/results)
+  --runs N           large transfers: runs per target and size, best reported (default: 1)
+  --small-seconds S  small files: seconds per concurrency level (default: 10)
+  --small-max-ops N  small files: at most N uploads per level (default: 20000)
+  --small-concurrency LIST  (default: 1,16,64)
+  --retrieve-ops N   retrieve by id: requests per target (default: 2000)
+  --cpu-prof         run this service under node --cpu-prof; print its top self-time functions
+  --timeout-min M    abort the whole run after M minutes (default: 120)
+
+S3: S3_BENCH_ENDPOINT or S3_ENDPOINT (credentials AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, region
+S3_BENCH_REGION), else a moto server started here. The reference needs Python >= 3.12
+(FILES_BENCH_PYTHON, else python3.13/python3.12/python3 or pyenv's).`;
+
+const UNITS: Record<string, number> = { b: 1, kib: 1024, mib: MiB, gib: 1024 * MiB };
+
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(b|kib|mib|gib)?$/i.exec(text.trim());
+  if (!m) throw new Error(`not a size: '${text}' (e.g. 16MiB, 1GiB)`);
+  const bytes = Math.round(Number(m[1]) * UNITS[(m[2] ?? "b").toLowerCase()]!);
+  if (!Number.isSafeInteger(bytes) || bytes < 1) throw new Error(`size out of range: '${text}'`);
+  return bytes;
+}
+
+export function formatSize(bytes: number): string {
+  if (bytes % (1024 * MiB) === 0) return `${bytes / (1024 * MiB)} GiB`;
+  if (bytes % MiB === 0) return `${bytes / MiB} MiB`;
+  if (bytes % 1024 === 0) return `${bytes / 1024} KiB`;
+  return `${bytes} B`;
+}
+
+function list<T extends string>(text: string, allowed: readonly T[], flag: string): T[] {
+  const items = text.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const item of items) if (!(allowed as readonly string[]).includes(item)) throw new Error(`${flag}: unknown '${item}' (one of ${allowed.join(", ")})`);
+  if (items.length === 0) throw new Error(`${flag}: empty list`);
+  return [...new Set(items)] as T[];
+}
+
+function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got '${text}'`);
+  return n;
+}
+
+export function parseOptions(argv: string[] = process.argv.slice(2)): Options | "help" {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      scenarios: { type: "string", default: SCENARIOS.join(",") },
+      sizes: { type: "string", default: "16MiB,256MiB,1GiB" },
+      targets: { type: "string", default: TARGETS.join(",") },
+      rows: { type: "string", default: "100000" },
+      out: { type: "string", default: "bench/results" },
+      runs: { type: "string", default: "1" },
+      "small-seconds": { type: "string", default: "10" },
+      "small-max-ops": { type: "string", default: "20000" },
+      "small-concurrency": { type: "string", default: "1,16,64" },
+      "retrieve-ops": { type: "string", default: "2000" },
+      "cpu-prof": { type: "boolean", default: false },
+      "timeout-min": { type: "string", default: "120" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return "help";
+  const sizes = values.sizes.split(",").map((s) => s.trim()).filter(Boolean).map(parseSize);
+  if (sizes.length === 0) throw new Error("--sizes: empty list");
+  return {
+    scenarios: list(values.scenarios, SCENARIOS, "--scenarios"),
+    sizes,
+    targets: list(values.targets, TARGETS, "--targets"),
+    rows: positiveInt(values.rows, "--rows"),
+    outDir: resolve(REPO_ROOT, values.out),
+    runs: positiveInt(values.runs, "--runs"),
+    smallSeconds: positiveInt(values["small-seconds"], "--small-seconds"),
+    smallMaxOps: positiveInt(values["small-max-ops"], "--small-max-ops"),
+    smallConcurrency: values["small-concurrency"].split(",").map((s) => positiveInt(s.trim(), "--small-concurrency")),
+    retrieveOps: positiveInt(values["retrieve-ops"], "--retrieve-ops"),
+    cpuProf: values["cpu-prof"],
+    timeoutMinutes: positiveInt(values["timeout-min"], "--timeout-min"),
+    maxFileBytes: Math.max(512 * MiB, ...sizes),
+  };
+}

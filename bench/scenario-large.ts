@@ -1,0 +1,159 @@
+/**
+ * Large upload and download, one transfer at a time, for each size:
+ *  - direct S3, two ways: one streamed PutObject, and lib-storage's multipart Upload with the
+ *    service's part size and concurrency; then a streamed GetObject. The faster upload of the two
+ *    is the ceiling the service is measured against;
+ *  - this service over gRPC (connect-node client streaming / server streaming), REST multipart
+ *    (POST /v1/files, GET /content), and the Uploads API (8 MiB parts, 4 in flight, complete);
+ *  - the reference over its REST API (POST /v1/files, GET /content).
+ * Every download is hashed as it arrives and must match the payload's SHA-256.
+ * Each service target runs on a fresh server process (see harness.ts for the memory method).
+ */
+import { connectGrpcClient, directS3Client, type BenchClient, type S3Target } from "./clients.js";
+import { attempt, kindOf, log, MemoryProbe, mib, withServer, type Context, type Memory } from "./harness.js";
+import { withTimeout } from "./lifecycle.js";
+import { uploadsApiClient } from "./openai-rest.js";
+import { formatSize, type Target } from "./options.js";
+import { MiB, Payload } from "./payload.js";
+import { restBenchClient } from "./rest-client.js";
+
+export type LargeTarget = "direct-put" | "direct-multipart" | Exclude<Target, "direct">;
+
+export interface TransferResult {
+  sizeBytes: number;
+  target: LargeTarget;
+  runs: number;
+  /** Best of the runs. */
+  uploadMiBps: number;
+  downloadMiBps: number;
+  uploadSeconds: number;
+  downloadSeconds: number;
+  sha256Verified: true;
+  /** Server targets only. */
+  memory: Memory | null;
+}
+
+const WARMUP_BYTES = MiB;
+
+/** Generous per-transfer bound: two minutes plus one second per MiB. */
+const transferTimeoutMs = (bytes: number) => 120_000 + (bytes / MiB) * 1000;
+
+function s3Target(ctx: Context): S3Target {
+  return { ...ctx.s3, bucket: ctx.buckets.direct };
+}
+
+function clientFor(ctx: Context, target: LargeTarget, baseUrl: string): BenchClient {
+  switch (target) {
+    case "direct-put":
+      return directS3Client(s3Target(ctx), "put");
+    case "direct-multipart":
+      return directS3Client(s3Target(ctx), "multipart");
+    case "grpc":
+      return connectGrpcClient(baseUrl);
+    case "rest":
+    case "llama":
+      return restBenchClient(baseUrl);
+    case "uploads":
+      return uploadsApiClient(baseUrl);
+  }
+}
+
+/** One upload, one verified download, one delete; timed. */
+async function transfer(client: BenchClient, payload: Payload, sha256: string, label: string) {
+  const limit = transferTimeoutMs(payload.bytes);
+  let t0 = performance.now();
+  const up = await withTimeout(client.upload(payload, sha256), limit, `${label} upload`);
+  const uploadSeconds = (performance.now() - t0) / 1000;
+  if (up.bytes !== payload.bytes) throw new Error(`${label}: stored ${up.bytes} bytes, sent ${payload.bytes}`);
+  t0 = performance.now();
+  const down = await withTimeout(client.download(up.id), limit, `${label} download`);
+  const downloadSeconds = (performance.now() - t0) / 1000;
+  if (down.bytes !== payload.bytes || down.sha256 !== sha256) {
+    throw new Error(`${label}: downloaded ${down.bytes} bytes with SHA-256 ${down.sha256}, sent ${payload.bytes} bytes with ${sha256}`);
+  }
+  await withTimeout(client.remove(up.id), 60_000, `${label} delete`); // keeps moto's in-memory store small
+  return { uploadSeconds, downloadSeconds };
+}
+
+async function measure(ctx: Context, target: LargeTarget, payload: Payload, sha256: string, baseUrl: string, probe: MemoryProbe | undefined) {
+  const label = `${target} ${formatSize(payload.bytes)}`;
+  const client = clientFor(ctx, target, baseUrl);
+  try {
+    if (probe) {
+      const warm = new Payload(WARMUP_BYTES);
+      await transfer(client, warm, warm.sha256(), `${label} warm-up`);
+      probe.begin();
+    }
+    let best = { uploadSeconds: Infinity, downloadSeconds: Infinity };
+    for (let run = 1; run <= ctx.options.runs; run++) {
+      const t = await transfer(client, payload, sha256, label);
+      best = { uploadSeconds: Math.min(best.uploadSeconds, t.uploadSeconds), downloadSeconds: Math.min(best.downloadSeconds, t.downloadSeconds) };
+    }
+    const memory = probe ? probe.end() : null;
+    const result: TransferResult = {
+      sizeBytes: payload.bytes,
+      target,
+      runs: ctx.options.runs,
+      uploadMiBps: payload.bytes / MiB / best.uploadSeconds,
+      downloadMiBps: payload.bytes / MiB / best.downloadSeconds,
+      uploadSeconds: best.uploadSeconds,
+      downloadSeconds: best.downloadSeconds,
+      sha256Verified: true,
+      memory,
+    };
+    const mem = memory ? `, RSS idle ${mib(memory.idleRssBytes)} → peak ${mib(memory.peakRssBytes)} MiB` : "";
+    log(`large ${label}: up ${result.uploadMiBps.toFixed(1)} MiB/s, down ${result.downloadMiBps.toFixed(1)} MiB/s${mem}`);
+    return result;
+  } finally {
+    client.close();
+  }
+}
+
+export interface SkippedTransfer {
+  target: LargeTarget;
+  sizeBytes: number;
+  reason: string;
+}
+
+/**
+ * The reference refuses uploads above its fixed limit (413). It is measured at each requested size
+ * it accepts and, when a requested size is over the limit, also at exactly the limit, so the chart
+ * still shows how its memory follows file size; the refused sizes are listed as skipped.
+ */
+export async function runLarge(ctx: Context): Promise<{ results: TransferResult[]; skipped: SkippedTransfer[] }> {
+  const results: TransferResult[] = [];
+  const skipped: SkippedTransfer[] = [];
+  const targets: LargeTarget[] = [];
+  for (const t of ctx.options.targets) {
+    if (t === "direct") targets.push("direct-put", "direct-multipart");
+    else targets.push(t);
+  }
+  const requested = ctx.options.sizes;
+  const referenceLimit = ctx.referenceMaxUploadBytes;
+  const extra = targets.includes("llama") && requested.some((s) => s > referenceLimit) && !requested.includes(referenceLimit) ? [referenceLimit] : [];
+  const sizes = [...requested, ...extra].sort((a, b) => a - b);
+  for (const size of sizes) {
+    const mine = targets.filter((t) => (t === "llama" ? size <= referenceLimit : requested.includes(size)));
+    for (const t of targets) {
+      if (t === "llama" && size > referenceLimit) {
+        skipped.push({ target: t, sizeBytes: size, reason: `the reference refuses uploads over ${formatSize(referenceLimit)} (413; fixed in llama-stack's files router); measured at ${formatSize(referenceLimit)} instead` });
+      }
+    }
+    if (mine.length === 0) continue;
+    const payload = new Payload(size);
+    const sha256 = payload.sha256();
+    log(`large: ${formatSize(size)}${extra.includes(size) ? " (the reference's upload limit)" : ""}, SHA-256 ${sha256.slice(0, 16)}…`);
+    for (const target of mine) {
+      const kind = kindOf(target === "direct-put" || target === "direct-multipart" ? "direct" : target);
+      const result = await attempt(ctx, `large ${target} ${formatSize(size)}`, () =>
+        kind === "direct"
+          ? measure(ctx, target, payload, sha256, "", undefined)
+          : withServer(ctx, kind, "transfers", `large ${target} ${formatSize(size)}`, (server) =>
+              measure(ctx, target, payload, sha256, server.baseUrl, new MemoryProbe(server)),
+            ),
+      );
+      if (result) results.push(result);
+    }
+  }
+  return { results, skipped };
+}

@@ -1,0 +1,157 @@
+/**
+ * Small files: 4 KiB uploads (fresh random bytes each) in a closed loop at each concurrency level
+ * (1, 16, 64 by default), each level for a fixed time or operation count, whichever ends first:
+ * direct S3 PutObject, this service over gRPC (UploadFile: metadata + one chunk) and REST
+ * (POST /v1/files), and the reference over REST. The Uploads API is not a small-file path
+ * (three requests per file) and is left out. Each target runs on one fresh server process; the
+ * peak RSS is reset between levels.
+ */
+import { randomBytes } from "node:crypto";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { FilePurpose } from "../gen/ts/files/v1/files_pb.js";
+import { connectFilesClient, s3Client } from "./clients.js";
+import { attempt, kindOf, log, MemoryProbe, mib, withServer, type Context, type Memory } from "./harness.js";
+import { withTimeout } from "./lifecycle.js";
+import { OpenAiRest } from "./openai-rest.js";
+import type { Target } from "./options.js";
+import { latency, type Latency } from "./stats.js";
+
+export const SMALL_FILE_BYTES = 4096;
+const WARMUP_OPS = 32;
+
+export interface SmallResult {
+  target: Exclude<Target, "uploads">;
+  concurrency: number;
+  ops: number;
+  errors: number;
+  firstError: string | null;
+  seconds: number;
+  opsPerSecond: number;
+  latency: Latency;
+  memory: Memory | null;
+}
+
+type Op = (data: Buffer, n: number) => Promise<unknown>;
+
+/** `concurrency` workers issue `op` back to back until `seconds` pass or `maxOps` have started. */
+async function closedLoop(op: Op, concurrency: number, seconds: number, maxOps: number) {
+  const samples: number[] = [];
+  let started = 0;
+  let errors = 0;
+  let firstError: string | null = null;
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  const worker = async () => {
+    while (performance.now() < deadline && started < maxOps) {
+      const n = started++;
+      const data = randomBytes(SMALL_FILE_BYTES);
+      const s = performance.now();
+      try {
+        await withTimeout(op(data, n), 60_000, "small upload");
+        samples.push(performance.now() - s);
+      } catch (err) {
+        errors++;
+        firstError ??= (err as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsed = (performance.now() - t0) / 1000;
+  return { samples, errors, firstError, seconds: elapsed };
+}
+
+function makeOp(ctx: Context, target: SmallResult["target"], baseUrl: string): { op: Op; close: () => void } {
+  const maxConcurrency = Math.max(...ctx.options.smallConcurrency);
+  switch (target) {
+    case "direct": {
+      const s3 = s3Client({ ...ctx.s3, bucket: ctx.buckets.direct }, maxConcurrency);
+      const prefix = `small/${Date.now().toString(36)}`;
+      return {
+        op: (data, n) => s3.send(new PutObjectCommand({ Bucket: ctx.buckets.direct, Key: `${prefix}/${n}.bin`, Body: data, ContentLength: data.length })),
+        close: () => s3.destroy(),
+      };
+    }
+    case "grpc": {
+      const { client, close } = connectFilesClient(baseUrl);
+      return {
+        op: async (data, n) => {
+          const res = await client.uploadFile(
+            (async function* () {
+              yield {
+                payload: {
+                  case: "metadata" as const,
+                  value: { filename: `small-${n}.bin`, purpose: FilePurpose.ASSISTANTS, mimeType: "application/octet-stream", sizeBytes: BigInt(data.length) },
+                },
+              };
+              yield { payload: { case: "chunk" as const, value: data } };
+            })(),
+          );
+          if (Number(res.file?.bytes) !== data.length) throw new Error(`UploadFile stored ${res.file?.bytes} bytes, sent ${data.length}`);
+        },
+        close,
+      };
+    }
+    case "rest":
+    case "llama": {
+      const api = new OpenAiRest(baseUrl, maxConcurrency);
+      return {
+        op: async (data, n) => {
+          const file = await api.uploadSmall(data, `small-${n}.bin`);
+          if (file.bytes !== data.length) throw new Error(`POST /v1/files stored ${file.bytes} bytes, sent ${data.length}`);
+        },
+        close: () => api.close(),
+      };
+    }
+  }
+}
+
+async function measureTarget(ctx: Context, target: SmallResult["target"], baseUrl: string, probe: MemoryProbe | undefined): Promise<SmallResult[]> {
+  const { op, close } = makeOp(ctx, target, baseUrl);
+  const results: SmallResult[] = [];
+  try {
+    const warm = await closedLoop(op, 4, 60, WARMUP_OPS);
+    if (warm.errors > 0) throw new Error(`warm-up: ${warm.errors} of ${WARMUP_OPS} uploads failed, first: ${warm.firstError}`);
+    for (const concurrency of ctx.options.smallConcurrency) {
+      probe?.begin();
+      const run = await closedLoop(op, concurrency, ctx.options.smallSeconds, ctx.options.smallMaxOps);
+      const memory = probe ? probe.end() : null;
+      if (run.samples.length === 0) throw new Error(`concurrency ${concurrency}: every upload failed, first: ${run.firstError}`);
+      const result: SmallResult = {
+        target,
+        concurrency,
+        ops: run.samples.length,
+        errors: run.errors,
+        firstError: run.firstError,
+        seconds: run.seconds,
+        opsPerSecond: run.samples.length / run.seconds,
+        latency: latency(run.samples),
+        memory,
+      };
+      results.push(result);
+      const mem = memory ? `, RSS idle ${mib(memory.idleRssBytes)} → peak ${mib(memory.peakRssBytes)} MiB` : "";
+      const errs = run.errors > 0 ? `, ${run.errors} ERRORS (first: ${run.firstError})` : "";
+      if (run.errors > 0) ctx.errors.push(`small ${target} c=${concurrency}: ${run.errors} uploads failed, first: ${run.firstError}`);
+      log(
+        `small ${target} c=${concurrency}: ${result.opsPerSecond.toFixed(0)} ops/s, p50 ${result.latency.p50Ms.toFixed(1)} ms, p99 ${result.latency.p99Ms.toFixed(1)} ms${mem}${errs}`,
+      );
+    }
+    return results;
+  } finally {
+    close();
+  }
+}
+
+export async function runSmall(ctx: Context): Promise<SmallResult[]> {
+  const results: SmallResult[] = [];
+  for (const target of ctx.options.targets) {
+    if (target === "uploads") continue;
+    const kind = kindOf(target);
+    const got = await attempt(ctx, `small ${target}`, () =>
+      kind === "direct"
+        ? measureTarget(ctx, target, "", undefined)
+        : withServer(ctx, kind, "transfers", `small ${target}`, (server) => measureTarget(ctx, target, server.baseUrl, new MemoryProbe(server))),
+    );
+    if (got) results.push(...got);
+  }
+  return results;
+}

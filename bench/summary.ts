@@ -1,0 +1,291 @@
+/**
+ * Ratios and the issue's targets from one run's results, and the tables printed on stdout.
+ * Ratios are computed only between figures measured in the same run (shared machines are noisy).
+ */
+import type { PgResult } from "./pg-metadata.js";
+import { formatSize } from "./options.js";
+import type { ListResult, RetrieveResult } from "./scenario-metadata.js";
+import type { SmallResult } from "./scenario-small.js";
+import type { LargeTarget, TransferResult } from "./scenario-large.js";
+
+const MiB = 1024 * 1024;
+export const FULL_ROWS = 100_000;
+const GiB = 1024 * MiB;
+
+export interface LargeRatio {
+  sizeBytes: number;
+  target: LargeTarget;
+  /** Against the faster direct upload (PutObject or multipart) and the direct GetObject. */
+  uploadVsDirect: number | null;
+  downloadVsDirect: number | null;
+  uploadVsReference: number | null;
+  downloadVsReference: number | null;
+}
+
+export interface SmallRatio {
+  target: SmallResult["target"];
+  concurrency: number;
+  vsDirect: number | null;
+  vsReference: number | null;
+}
+
+export interface LatencyRatio {
+  scenario: "list" | "retrieve";
+  target: string;
+  /** Reference p99 ÷ this p99: how many times better. */
+  p99TimesBetter: number | null;
+  p50TimesBetter: number | null;
+}
+
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  threshold: string;
+  status: "PASS" | "FAIL" | "n/a";
+}
+
+export interface Results {
+  large: TransferResult[];
+  small: SmallResult[];
+  list: ListResult[];
+  retrieve: RetrieveResult[];
+  pg: PgResult | null;
+  rows: number;
+  /** Printed under the large-transfer table (e.g. sizes the reference refuses). */
+  largeNotes: string[];
+  /** --targets, so checks of unselected targets are left out rather than shown as n/a. */
+  selected: string[];
+}
+
+const div = (a: number | undefined, b: number | undefined): number | null => (a !== undefined && b !== undefined && b > 0 ? a / b : null);
+const fmt = (x: number | null | undefined, digits = 2, suffix = "") => (x === null || x === undefined || !Number.isFinite(x) ? "-" : `${x.toFixed(digits)}${suffix}`);
+const mb = (bytes: number | undefined) => (bytes === undefined ? "-" : (bytes / MiB).toFixed(1));
+
+function ceiling(large: TransferResult[], size: number) {
+  const direct = large.filter((r) => r.sizeBytes === size && (r.target === "direct-put" || r.target === "direct-multipart"));
+  if (direct.length === 0) return undefined;
+  return { upload: Math.max(...direct.map((r) => r.uploadMiBps)), download: Math.max(...direct.map((r) => r.downloadMiBps)) };
+}
+
+export function largeRatios(large: TransferResult[]): LargeRatio[] {
+  return large
+    .filter((r) => r.target !== "direct-put" && r.target !== "direct-multipart")
+    .map((r) => {
+      const c = ceiling(large, r.sizeBytes);
+      const ref = r.target === "llama" ? undefined : large.find((x) => x.sizeBytes === r.sizeBytes && x.target === "llama");
+      return {
+        sizeBytes: r.sizeBytes,
+        target: r.target,
+        uploadVsDirect: div(r.uploadMiBps, c?.upload),
+        downloadVsDirect: div(r.downloadMiBps, c?.download),
+        uploadVsReference: div(r.uploadMiBps, ref?.uploadMiBps),
+        downloadVsReference: div(r.downloadMiBps, ref?.downloadMiBps),
+      };
+    });
+}
+
+export function smallRatios(small: SmallResult[]): SmallRatio[] {
+  return small
+    .filter((r) => r.target !== "direct")
+    .map((r) => {
+      const direct = small.find((x) => x.target === "direct" && x.concurrency === r.concurrency);
+      const ref = r.target === "llama" ? undefined : small.find((x) => x.target === "llama" && x.concurrency === r.concurrency);
+      return { target: r.target, concurrency: r.concurrency, vsDirect: div(r.opsPerSecond, direct?.opsPerSecond), vsReference: div(r.opsPerSecond, ref?.opsPerSecond) };
+    });
+}
+
+export function latencyRatios(list: ListResult[], retrieve: RetrieveResult[]): LatencyRatio[] {
+  const out: LatencyRatio[] = [];
+  const refList = list.find((r) => r.target === "llama");
+  const refRetrieve = retrieve.find((r) => r.target === "llama");
+  for (const r of list.filter((x) => x.target !== "llama")) {
+    out.push({ scenario: "list", target: r.target, p99TimesBetter: div(refList?.pageLatency.p99Ms, r.pageLatency.p99Ms), p50TimesBetter: div(refList?.pageLatency.p50Ms, r.pageLatency.p50Ms) });
+  }
+  for (const r of retrieve.filter((x) => x.target !== "llama")) {
+    out.push({ scenario: "retrieve", target: r.target, p99TimesBetter: div(refRetrieve?.latency.p99Ms, r.latency.p99Ms), p50TimesBetter: div(refRetrieve?.latency.p50Ms, r.latency.p50Ms) });
+  }
+  return out;
+}
+
+const check = (target: string, value: number | null, threshold: number, measured: string, thresholdText: string): TargetCheck => ({
+  target,
+  measured: value === null ? "not measured" : measured,
+  threshold: thresholdText,
+  status: value === null ? "n/a" : value >= threshold ? "PASS" : "FAIL",
+});
+
+/** The issue's targets, each PASS/FAIL, or n/a when this run did not measure it. */
+export function targetChecks(results: Results): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const lr = largeRatios(results.large);
+  const on = (t: string) => results.selected.includes(t);
+  // Sizes the service or direct S3 ran at (not the reference-only size at its upload limit).
+  const sizes = [...new Set(results.large.filter((r) => r.target !== "llama").map((r) => r.sizeBytes))].sort((a, b) => a - b);
+  for (const size of sizes) {
+    for (const target of (["grpc", "rest"] as const).filter(on)) {
+      const r = lr.find((x) => x.sizeBytes === size && x.target === target);
+      for (const op of ["upload", "download"] as const) {
+        const v = r ? (op === "upload" ? r.uploadVsDirect : r.downloadVsDirect) : null;
+        checks.push(check(`large ${op} ${formatSize(size)} over ${target}`, v, 0.9, `${fmt(v)}× direct S3`, "≥ 0.90× direct S3"));
+      }
+    }
+  }
+
+  const largest = sizes.at(-1);
+  const smallest = sizes[0];
+  for (const target of results.large.length > 0 ? (["grpc", "rest", "uploads"] as const).filter(on) : []) {
+    const at1G = results.large.find((r) => r.sizeBytes === GiB && r.target === target);
+    if (at1G?.memory) {
+      const growth = at1G.memory.growthBytes;
+      checks.push({
+        target: `RSS with a 1 GiB transfer over ${target}`,
+        measured: `peak ${mb(at1G.memory.peakRssBytes)} MiB, idle ${mb(at1G.memory.idleRssBytes)} MiB: +${mb(growth)} MiB`,
+        threshold: "≤ idle + 100 MiB",
+        status: growth <= 100 * MiB ? "PASS" : "FAIL",
+      });
+    } else {
+      const at = results.large.find((r) => r.sizeBytes === largest && r.target === target);
+      checks.push({
+        target: `RSS with a 1 GiB transfer over ${target}`,
+        measured: at?.memory ? `1 GiB not run; at ${formatSize(at.sizeBytes)}: +${mb(at.memory.growthBytes)} MiB over idle` : "not measured",
+        threshold: "≤ idle + 100 MiB",
+        status: "n/a",
+      });
+    }
+    const lo = results.large.find((r) => r.sizeBytes === smallest && r.target === target);
+    const hi = results.large.find((r) => r.sizeBytes === largest && r.target === target);
+    if (lo?.memory && hi?.memory && smallest !== largest) {
+      const delta = hi.memory.peakRssBytes - lo.memory.peakRssBytes;
+      checks.push({
+        target: `RSS flat from ${formatSize(smallest!)} to ${formatSize(largest!)} over ${target}`,
+        measured: `peak ${mb(lo.memory.peakRssBytes)} → ${mb(hi.memory.peakRssBytes)} MiB (${delta >= 0 ? "+" : ""}${mb(delta)})`,
+        threshold: "within 100 MiB",
+        status: Math.abs(delta) <= 100 * MiB ? "PASS" : "FAIL",
+      });
+    }
+  }
+
+  const sr = smallRatios(results.small);
+  for (const target of results.small.length > 0 ? (["grpc", "rest"] as const).filter(on) : []) {
+    const r = sr.find((x) => x.target === target && x.concurrency === 16);
+    checks.push(check(`small files at concurrency 16 over ${target}`, r?.vsReference ?? null, 3, `${fmt(r?.vsReference)}× reference ops/s`, "≥ 3× reference ops/s"));
+  }
+
+  const rowsNote = results.rows === FULL_ROWS ? "" : ` (at ${results.rows} rows, target is at 100,000)`;
+  for (const r of latencyRatios(results.list, results.retrieve)) {
+    checks.push(check(`${r.scenario} p99 over ${r.target}${rowsNote}`, r.p99TimesBetter, 3, `${fmt(r.p99TimesBetter)}× better than reference`, "≥ 3× better p99"));
+  }
+  return checks;
+}
+
+/** A plain-text table: the first `textColumns` columns left-aligned, the rest (numbers) right-aligned. */
+function table(header: string[], rows: string[][], textColumns = 1): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < textColumns ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+const LARGE_LABELS: Record<LargeTarget, string> = {
+  "direct-put": "direct S3 PutObject",
+  "direct-multipart": "direct S3 multipart",
+  grpc: "service gRPC",
+  rest: "service REST",
+  uploads: "service Uploads API",
+  llama: "reference (llama-stack)",
+};
+
+export function formatTables(results: Results): string {
+  const out: string[] = [];
+  if (results.large.length > 0) {
+    const ratios = largeRatios(results.large);
+    const rows = results.large.map((r) => {
+      const ratio = ratios.find((x) => x.sizeBytes === r.sizeBytes && x.target === r.target);
+      return [
+        formatSize(r.sizeBytes),
+        LARGE_LABELS[r.target],
+        r.uploadMiBps.toFixed(1),
+        fmt(ratio?.uploadVsDirect, 2, "×"),
+        r.downloadMiBps.toFixed(1),
+        fmt(ratio?.downloadVsDirect, 2, "×"),
+        fmt(ratio?.uploadVsReference, 1, "×"),
+        fmt(ratio?.downloadVsReference, 1, "×"),
+        mb(r.memory?.idleRssBytes),
+        mb(r.memory?.peakRssBytes),
+        r.memory ? mb(r.memory.growthBytes) : "-",
+      ];
+    });
+    out.push(
+      "Large transfers (one at a time; best of runs; every download SHA-256 verified; RSS of the server process in MiB):",
+      table(["size", "target", "up MiB/s", "up/direct", "down MiB/s", "down/direct", "up/ref", "down/ref", "idle RSS", "peak RSS", "peak-idle"], rows, 2),
+      ...results.largeNotes.map((n) => `Note: ${n}`),
+      "",
+    );
+  }
+  if (results.small.length > 0) {
+    const ratios = smallRatios(results.small);
+    const rows = results.small.map((r) => {
+      const ratio = ratios.find((x) => x.target === r.target && x.concurrency === r.concurrency);
+      return [
+        r.target === "llama" ? "reference" : r.target,
+        String(r.concurrency),
+        r.opsPerSecond.toFixed(0),
+        r.latency.p50Ms.toFixed(1),
+        r.latency.p99Ms.toFixed(1),
+        fmt(ratio?.vsDirect, 2, "×"),
+        fmt(ratio?.vsReference, 1, "×"),
+        String(r.errors),
+        mb(r.memory?.idleRssBytes),
+        mb(r.memory?.peakRssBytes),
+      ];
+    });
+    out.push("Small files (4 KiB uploads, closed loop):", table(["target", "conc.", "ops/s", "p50 ms", "p99 ms", "/direct", "/ref", "errors", "idle RSS", "peak RSS"], rows), "");
+  }
+  const lat = latencyRatios(results.list, results.retrieve);
+  if (results.list.length > 0) {
+    const rows = results.list.map((r) => {
+      const ratio = lat.find((x) => x.scenario === "list" && x.target === r.target);
+      return [
+        r.target === "llama" ? "reference" : r.target,
+        `${r.rowsSeen}/${r.rows}${r.complete ? "" : " (!)"}`,
+        String(r.pages),
+        r.seconds.toFixed(1),
+        r.rowsPerSecond.toFixed(0),
+        r.pageLatency.p50Ms.toFixed(2),
+        r.pageLatency.p99Ms.toFixed(2),
+        fmt(ratio?.p99TimesBetter, 1, "×"),
+        mb(r.memory.idleRssBytes),
+        mb(r.memory.peakRssBytes),
+      ];
+    });
+    out.push(
+      `List (walk of GET /v1/files?limit=100 across ${results.rows} rows; p99 ratio = reference p99 / this p99):`,
+      table(["target", "rows seen", "pages", "walk s", "rows/s", "page p50 ms", "page p99 ms", "p99 better", "idle RSS", "peak RSS"], rows),
+      "",
+    );
+  }
+  if (results.retrieve.length > 0) {
+    const rows = results.retrieve.map((r) => {
+      const ratio = lat.find((x) => x.scenario === "retrieve" && x.target === r.target);
+      return [
+        r.target === "llama" ? "reference" : r.target,
+        String(r.ops),
+        r.opsPerSecond.toFixed(0),
+        r.latency.p50Ms.toFixed(2),
+        r.latency.p99Ms.toFixed(2),
+        fmt(ratio?.p99TimesBetter, 1, "×"),
+        mb(r.memory.idleRssBytes),
+        mb(r.memory.peakRssBytes),
+      ];
+    });
+    out.push(`Retrieve by id (sequential, random ids, ${results.rows} rows):`, table(["target", "requests", "ops/s", "p50 ms", "p99 ms", "p99 better", "idle RSS", "peak RSS"], rows), "");
+  }
+  if (results.pg) {
+    const rows = results.pg.rates.map((r) => [r.what, String(r.concurrency), String(r.ops), r.opsPerSecond.toFixed(0), r.rowsPerSecond.toFixed(0), r.latency.p50Ms.toFixed(2), r.latency.p99Ms.toFixed(2)]);
+    out.push(`PostgreSQL metadata through the repository (${results.pg.rows} rows; ${results.pg.server}):`, table(["operation", "conc.", "ops", "ops/s", "rows/s", "p50 ms", "p99 ms"], rows), "");
+  }
+  const checks = targetChecks(results);
+  if (checks.length > 0) {
+    out.push("Targets (issue #7):", table(["target", "measured", "threshold", "status"], checks.map((c) => [c.target, c.measured, c.threshold, c.status]), 4).replace(/ +$/gm, ""));
+  }
+  return out.join("\n");
+}
