@@ -4,6 +4,7 @@ import type { z } from "zod";
 import { MissingEnvError, substituteEnv } from "./env-substitution.js";
 import {
   documentSchema,
+  LOG_LEVELS,
   localFsProviderSchema,
   s3ProviderSchema,
   type DefaultTtlYaml,
@@ -76,7 +77,7 @@ export function loadConfig(sources: ConfigSources): Config {
     server: {
       host: sources.host ?? server.host ?? "127.0.0.1",
       port: portNumber,
-      logLevel: sources.env.LOG_LEVEL || server.log_level || "info",
+      logLevel: logLevel(sources.env.LOG_LEVEL) ?? server.log_level ?? "info",
       maxFileBytes: server.limits?.max_file_bytes ?? DEFAULT_MAX_FILE_BYTES,
       maxMessageBytes: server.limits?.max_message_bytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       maxUploadBytes: server.limits?.max_upload_bytes ?? DEFAULT_MAX_UPLOAD_BYTES,
@@ -151,6 +152,14 @@ function s3StorageConfig(s3: S3ProviderYaml): Config["storage"] {
     maxAttempts: s3.max_attempts ?? DEFAULT_S3_MAX_ATTEMPTS,
     retryMode: s3.retry_mode ?? "standard",
   };
+}
+
+function logLevel(fromEnv: string | undefined): string | undefined {
+  if (fromEnv === undefined || fromEnv === "") return undefined;
+  if (!(LOG_LEVELS as readonly string[]).includes(fromEnv)) {
+    throw new ConfigError(`LOG_LEVEL '${fromEnv}' is not a log level (one of ${LOG_LEVELS.join(", ")})`);
+  }
+  return fromEnv;
 }
 
 function authConfig(auth: ServerYaml["auth"]): AuthConfig | undefined {

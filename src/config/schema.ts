@@ -10,7 +10,11 @@ const boolish = z.preprocess((v) => {
   return lower === "true" ? true : lower === "false" ? false : v;
 }, z.boolean());
 
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/** Numbers, or numeric strings (what `${env.X}` gives); never booleans or lists, which z.coerce would take. */
+const numeric = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => (typeof v === "string" && v.trim() !== "" && !Number.isNaN(Number(v)) ? Number(v) : v), schema);
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => numeric(z.number().int().min(min).max(max));
 
 const MiB = 1024 * 1024;
 
@@ -35,7 +39,8 @@ const checksumMode = z.enum(["WHEN_SUPPORTED", "WHEN_REQUIRED"]);
 
 /** A duration in seconds; fractions allowed (0.5). */
 const seconds = (max: number) =>
-  z.coerce.number().positive("must be more than 0 seconds").max(max, `must be at most ${max} seconds`);
+  // At least a millisecond: the SDK reads 0 ms as "no timeout".
+  numeric(z.number().positive("must be more than 0 seconds").min(0.001, "must be at least 0.001 seconds").max(max, `must be at most ${max} seconds`));
 
 // A default expiry in seconds, or "none" for never.
 const ttl = z.union([z.literal("none"), int(1)], { error: 'must be a whole number of seconds (at least 1) or "none"' });
@@ -131,11 +136,13 @@ const authSchema = z
     message: "api_keys: the same key appears twice",
   });
 
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+
 export const serverSchema = z.strictObject({
   host: optional(z.string()),
   auth: optional(authSchema),
   port: optional(int(0, 65535)),
-  log_level: optional(z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])),
+  log_level: optional(z.enum(LOG_LEVELS)),
   limits: optional(
     z.strictObject({
       max_file_bytes: optional(int(1)),

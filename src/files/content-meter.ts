@@ -51,7 +51,7 @@ export class ContentMeter {
         throw tooLarge(`The ${noun} is larger than the limit of ${maxBytes} bytes`, param);
       }
       if (declaredSize !== undefined && this.count > declaredSize) {
-        throw invalidArgument("size_bytes", `Received more than the declared ${declaredSize} bytes`);
+        throw invalidArgument("size_bytes", `size_bytes: received more than the declared ${declaredSize} bytes`);
       }
       this.hash.update(chunk);
       this.md5?.update(chunk);
@@ -63,11 +63,11 @@ export class ContentMeter {
   private finish(): void {
     const { declaredSize, declaredSha256 } = this.limits;
     if (declaredSize !== undefined && this.count !== declaredSize) {
-      throw invalidArgument("size_bytes", `Received ${this.count} bytes but ${declaredSize} were declared`);
+      throw invalidArgument("size_bytes", `size_bytes: ${declaredSize} bytes were declared but ${this.count} were received`);
     }
     const digest = this.hash.digest("hex");
     if (declaredSha256 !== undefined && digest !== declaredSha256) {
-      throw invalidArgument("sha256", `The content's SHA-256 is ${digest}, not the declared ${declaredSha256}`);
+      throw invalidArgument("sha256", `sha256: the content's SHA-256 is ${digest}, not the declared ${declaredSha256}`);
     }
     const md5 = this.md5?.digest("hex");
     if (md5 !== undefined && md5 !== this.limits.declaredMd5) {

@@ -26,6 +26,10 @@ export type MetadataStoreOptions =
 
 /** A new pg connection gives up after this long instead of hanging on a black-holed host. */
 const PG_CONNECT_TIMEOUT_MS = 10_000;
+/** No metadata query should take this long; one that does is answered as "unavailable". */
+const PG_QUERY_TIMEOUT_MS = 15_000;
+/** Replicas wait this long for another's migrations (see withMigrationLock). */
+const MIGRATION_LOCK_TIMEOUT_MS = 600_000;
 
 /** Both repositories on one ORM and pool; `files.close()` closes it. */
 export interface MetadataRepositories {
@@ -81,7 +85,10 @@ async function withMigrationLock<T>(orm: MikroORM<AbstractSqlDriver>, type: Meta
   const knex = orm.em.getConnection().getKnex();
   const connection: unknown = await knex.client.acquireConnection();
   try {
-    await knex.raw("select pg_advisory_lock(?)", [MIGRATION_LOCK_KEY]).connection(connection);
+    await knex
+      .raw("select pg_advisory_lock(?)", [MIGRATION_LOCK_KEY])
+      .connection(connection)
+      .options({ query_timeout: MIGRATION_LOCK_TIMEOUT_MS });
     try {
       return await migrate();
     } finally {
@@ -121,7 +128,9 @@ function ormOptions(options: MetadataStoreOptions, debug: boolean): Options<Abst
     driver: PostgreSqlDriver,
     // Unset keys must be absent, not undefined, or they would mask what the URL says.
     ...Object.fromEntries(Object.entries(connection).filter(([, v]) => v !== undefined)),
-    driverOptions: { connection: { connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS } },
+    // query_timeout is node-postgres's own read deadline: a server that stops answering (frozen,
+    // partitioned) never enforces statement_timeout, and a request would wait on it for ever.
+    driverOptions: { connection: { connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, query_timeout: PG_QUERY_TIMEOUT_MS } },
   };
 }
 

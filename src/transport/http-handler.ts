@@ -13,6 +13,7 @@ import { registerReflection } from "./connect/reflection.js";
 import { uploadsHandlers } from "./connect/uploads-handlers.js";
 import { observeInterceptor } from "./connect/observe-interceptor.js";
 import { withSpecGrpcMessageEncoding } from "./grpc-message-encoding.js";
+import { readyWithin } from "./readiness.js";
 import { serveRest } from "./rest/router.js";
 import { webAssets } from "./web-assets.js";
 
@@ -80,7 +81,7 @@ async function plainRoutes(req: Request, res: Response, options: HttpHandlerOpti
   }
   if (path === "/readyz") {
     try {
-      await options.ready();
+      await readyWithin(options.ready);
       return sendJson(res, 200, { status: "ready" });
     } catch (err) {
       options.logger.warn({ err }, "readiness check failed");

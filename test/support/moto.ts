@@ -373,7 +373,15 @@ async function doEnsureMotoInstalled(): Promise<string> {
 
 export interface MotoServer {
   endpoint: string;
+  /** The moto_server process, for tests that freeze (SIGSTOP/SIGCONT) or kill it. */
+  pid: number;
+  port: number;
   stop(): Promise<void>;
+}
+
+export interface StartMotoOptions {
+  /** Listen on this port instead of a free one (to bring a killed moto back at the same endpoint). */
+  port?: number;
 }
 
 class MotoStartError extends Error {
@@ -395,8 +403,8 @@ async function answersHttp(endpoint: string): Promise<boolean> {
   }
 }
 
-async function startMotoOnce(motoServer: string, extraEnv: NodeJS.ProcessEnv): Promise<MotoServer> {
-  const port = await freePort();
+async function startMotoOnce(motoServer: string, extraEnv: NodeJS.ProcessEnv, fixedPort?: number): Promise<MotoServer> {
+  const port = fixedPort ?? (await freePort());
   const endpoint = `http://127.0.0.1:${port}`;
   const stderr = new OutputTail(8_000);
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: "1", ...extraEnv };
@@ -444,7 +452,7 @@ async function startMotoOnce(motoServer: string, extraEnv: NodeJS.ProcessEnv): P
         /address already in use|errno 98/i.test(tail),
       );
     }
-    if (await answersHttp(endpoint)) return { endpoint, stop };
+    if (await answersHttp(endpoint)) return { endpoint, pid: child.pid, port, stop };
     if (Date.now() > deadline) {
       await stop();
       throw new MotoStartError(
@@ -458,14 +466,18 @@ async function startMotoOnce(motoServer: string, extraEnv: NodeJS.ProcessEnv): P
 
 /** Installs moto if needed and starts `moto_server -H 127.0.0.1 -p <free port>`. */
 /** `extraEnv` configures moto itself, e.g. INITIAL_NO_AUTH_ACTION_COUNT=0 to enforce credentials. */
-export async function startMoto(extraEnv: NodeJS.ProcessEnv = {}): Promise<MotoServer> {
+export async function startMoto(extraEnv: NodeJS.ProcessEnv = {}, options: StartMotoOptions = {}): Promise<MotoServer> {
   const motoServer = await ensureMotoInstalled();
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startMotoOnce(motoServer, extraEnv);
+      return await startMotoOnce(motoServer, extraEnv, options.port);
     } catch (err) {
-      // Another process may have grabbed the free port between probing and binding: retry.
-      if (err instanceof MotoStartError && err.retryable && attempt < 3) continue;
+      // Another process may have grabbed the free port between probing and binding: retry
+      // (on a fixed port, the port of a just-killed moto may also still be closing).
+      if (err instanceof MotoStartError && err.retryable && attempt < 3) {
+        if (options.port !== undefined) await sleep(500);
+        continue;
+      }
       throw err;
     }
   }

@@ -14,7 +14,15 @@ import { freePort, guardChildProcess, runCommand, type ChildGuard } from "./moto
 export interface PostgresServer {
   /** `postgres://files@127.0.0.1:PORT/postgres` (trust auth, superuser `files`). */
   url: string;
+  port: number;
   stop(): Promise<void>;
+  /** Takes the server down as a crash would (`pg_ctl stop -m immediate`), keeping its data dir. */
+  halt(): Promise<void>;
+  /** Starts a halted server again, on the same port and data dir. */
+  restart(): Promise<void>;
+  /** SIGSTOPs (freeze) or SIGCONTs (thaw) the postmaster and every backend: a hung database, not a refusing one. */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
 }
 
 const SUPERUSER = "files";
@@ -142,6 +150,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   const logFile = path.join(root, "postgres.log");
   let guard: ChildGuard | undefined;
   let started = false;
+  let serverOptions = "";
 
   try {
     await fs.mkdir(sockDir, { mode: 0o700 });
@@ -164,7 +173,7 @@ export async function startPostgres(): Promise<PostgresServer> {
 
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      const serverOptions = [
+      serverOptions = [
         `-p ${port}`,
         `-k ${shellQuote(sockDir)}`,
         "-h 127.0.0.1",
@@ -181,9 +190,7 @@ export async function startPostgres(): Promise<PostgresServer> {
       });
       if (start.code === 0) {
         started = true;
-        const pidText = await fs.readFile(path.join(dataDir, "postmaster.pid"), "utf8");
-        const pid = Number.parseInt(pidText.split("\n")[0] ?? "", 10);
-        if (Number.isFinite(pid)) guard = guardChildProcess(pid, { exitSignal: "SIGQUIT", removeDir: root });
+        await guardPostmaster();
         return makeServer(port);
       }
       const log = await readLogTail(logFile);
@@ -199,7 +206,71 @@ export async function startPostgres(): Promise<PostgresServer> {
     throw err;
   }
 
+  async function guardPostmaster(): Promise<void> {
+    const pidText = await fs.readFile(path.join(dataDir, "postmaster.pid"), "utf8");
+    const pid = Number.parseInt(pidText.split("\n")[0] ?? "", 10);
+    if (Number.isFinite(pid)) guard = guardChildProcess(pid, { exitSignal: "SIGQUIT", removeDir: root });
+  }
+
+  async function halt(): Promise<void> {
+    if (!started) return;
+    const stop = await runCommand(pgCtl, ["-D", dataDir, "-m", "immediate", "-w", "-t", "30", "stop"], {
+      ...asUser,
+      env: pgEnv(),
+      cwd: root,
+      timeoutMs: 60_000,
+    });
+    if (stop.code !== 0) throw new Error(`pg_ctl stop failed (exit code ${stop.code ?? stop.signal}): ${stop.stderr || stop.stdout}`);
+    started = false;
+    guard?.release();
+    guard = undefined;
+  }
+
+  async function restart(): Promise<void> {
+    if (started) return;
+    const start = await runCommand(pgCtl, ["-D", dataDir, "-l", logFile, "-w", "-t", "60", "-o", serverOptions, "start"], {
+      ...asUser,
+      env: pgEnv(),
+      cwd: root,
+      timeoutMs: 90_000,
+    });
+    if (start.code !== 0) {
+      throw new Error(`pg_ctl start (restart) failed (exit code ${start.code ?? start.signal}): ${start.stderr || start.stdout}\n${await readLogTail(logFile)}`);
+    }
+    started = true;
+    await guardPostmaster();
+  }
+
+  /** The postmaster and its children (backends, background workers), from /proc. */
+  async function clusterPids(): Promise<number[]> {
+    const master = Number.parseInt((await fs.readFile(path.join(dataDir, "postmaster.pid"), "utf8")).split("\n")[0] ?? "", 10);
+    const children: number[] = [];
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        // stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after the last ')'.
+        const stat = await fs.readFile(`/proc/${entry}/stat`, "utf8");
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        if (ppid === master) children.push(Number(entry));
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+    return [master, ...children];
+  }
+
+  async function signalCluster(signal: NodeJS.Signals): Promise<void> {
+    for (const pid of await clusterPids()) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+  }
+
   async function cleanup(): Promise<void> {
+    await signalCluster("SIGCONT").catch(() => undefined); // a frozen cluster would ignore the stop
     if (started) {
       const stop = await runCommand(pgCtl, ["-D", dataDir, "-m", "immediate", "-w", "-t", "30", "stop"], {
         ...asUser,
@@ -227,7 +298,12 @@ export async function startPostgres(): Promise<PostgresServer> {
     let stopping: Promise<void> | undefined;
     return {
       url: `postgres://${SUPERUSER}@127.0.0.1:${port}/postgres`,
+      port,
       stop: () => (stopping ??= cleanup()),
+      halt,
+      restart,
+      freeze: () => signalCluster("SIGSTOP"),
+      thaw: () => signalCluster("SIGCONT"),
     };
   }
 }

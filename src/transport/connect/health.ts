@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../../gen/ts/grpc/health/v1/health_pb.js";
+import { READINESS_TIMEOUT_MS, readyWithin } from "../readiness.js";
 
 export interface HealthOptions {
   /** Resolves when the service can do its work; the one status every known service reports. */
@@ -19,20 +20,14 @@ export interface HealthOptions {
 export function registerHealth(router: ConnectRouter, options: HealthOptions): void {
   const known = new Set(["", ...options.services]);
   const pollMs = options.pollMs ?? 2_000;
-  const timeoutMs = options.checkTimeoutMs ?? 5_000;
+  const timeoutMs = options.checkTimeoutMs ?? READINESS_TIMEOUT_MS;
 
   const status = async (): Promise<Status> => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error("readiness check timed out")), timeoutMs);
-    });
     try {
-      await Promise.race([options.ready(), timeout]);
+      await readyWithin(options.ready, timeoutMs);
       return Status.SERVING;
     } catch {
       return Status.NOT_SERVING;
-    } finally {
-      clearTimeout(timer);
     }
   };
 

@@ -54,10 +54,15 @@ export function sendError(req: HttpRequest, res: HttpResponse, err: unknown, log
  */
 function discardAfterAnswer(req: HttpRequest, res: HttpResponse): void {
   if (req.httpVersionMajor >= 2) return;
+  const socket = req.socket as HttpRequest["socket"] | null;
+  if (!socket || req.destroyed) {
+    // Nothing left to drain from: answer, then close.
+    res.setHeader("connection", "close");
+    return;
+  }
   const declared = Number(req.headers["content-length"] ?? Number.POSITIVE_INFINITY);
   if (!(declared <= MAX_DISCARD_BYTES)) res.setHeader("connection", "close");
   let seen = 0;
-  const socket = req.socket;
   const timer = setTimeout(() => socket.destroy(), DISCARD_TIMEOUT_MS).unref();
   req.on("data", (chunk: Buffer) => {
     seen += chunk.length;
@@ -83,13 +88,37 @@ export async function readJsonObject(req: HttpRequest): Promise<Record<string, u
   if (type !== "application/json") {
     throw new RestError(415, `Expected a JSON body (Content-Type: application/json), got ${type ? `'${type}'` : "none"}`);
   }
+  const declared = Number(req.headers["content-length"]);
+  if (declared > MAX_JSON_BYTES) throw new RestError(413, `The JSON body is larger than ${MAX_JSON_BYTES} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_JSON_BYTES) throw new RestError(413, `The JSON body is larger than ${MAX_JSON_BYTES} bytes`);
-    chunks.push(chunk);
-  }
+  // Read with events, not `for await`: leaving an async iteration early destroys the request,
+  // and with it the socket that the error answer still has to go out on.
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_JSON_BYTES) return void chunks.push(chunk);
+      cleanup();
+      reject(new RestError(413, `The JSON body is larger than ${MAX_JSON_BYTES} bytes`));
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.pause();
+    };
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("error", onError);
+  });
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.concat(chunks).toString("utf8"));
