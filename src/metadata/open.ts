@@ -61,6 +61,7 @@ export async function openMetadata(
     // init() only logs a failed connection; make it an error here.
     const check = await orm.checkConnection();
     if (!check.ok) throw check.error ?? new Error(check.reason);
+    if (options.type === "sqlite") await useWriteAheadLog(orm);
     await withMigrationLock(orm, options.type, () => orm!.getMigrator().up());
     return { files: new MikroOrmFileRepository(orm), uploads: new MikroOrmUploadRepository(orm) };
   } catch (err) {
@@ -69,6 +70,19 @@ export async function openMetadata(
     const safeCause = !(err instanceof Error) || reason === err.message;
     throw new Error(`cannot open metadata database ${target}: ${reason}`, safeCause ? { cause: err } : undefined);
   }
+}
+
+/**
+ * SQLite's write-ahead log: a commit costs one fsync of the log instead of several of the rollback
+ * journal (synchronous stays FULL, so a committed row survives power loss), and readers (lists, a
+ * `reconcile` run beside the server) never wait for a writer. The mode is stored in the file.
+ */
+async function useWriteAheadLog(orm: MikroORM<AbstractSqlDriver>): Promise<void> {
+  const connection = orm.em.getConnection();
+  await connection.execute("pragma journal_mode = wal");
+  await connection.execute("pragma synchronous = full");
+  // Another process (reconcile) may hold the write lock for a moment: wait for it rather than fail.
+  await connection.execute("pragma busy_timeout = 5000");
 }
 
 /** Any fixed 64-bit number, the same in every replica: the advisory lock that serialises migrations. */

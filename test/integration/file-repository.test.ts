@@ -220,6 +220,13 @@ describe("openFileRepository failures", () => {
     }
   });
 
+  it("puts a SQLite database in write-ahead-log mode, which outlives the process", async () => {
+    const opts = await sqliteOptions("wal");
+    const repo = await openFileRepository(opts);
+    await repo.close();
+    expect(await rawRows(opts, "pragma journal_mode")).toEqual([{ journal_mode: "wal" }]);
+  });
+
   it("names the SQLite path it cannot open", async () => {
     const dir = await tempDir("sqlite-fail");
     const blocker = path.join(dir, "not-a-dir");
