@@ -1,22 +1,11 @@
 import { FilePurpose, FileStatus, type File } from "../../gen/ts/files/v1/files_pb.js";
+import { formatBytes } from "../client-kit/byte-units.js";
+import { PURPOSES, purposeNameOf } from "../client-kit/purpose-names.js";
 
-/** OpenAI purpose names and their enum values (the CLI is a client: it keeps its own copy). */
-export const PURPOSES: ReadonlyMap<string, FilePurpose> = new Map([
-  ["assistants", FilePurpose.ASSISTANTS],
-  ["assistants_output", FilePurpose.ASSISTANTS_OUTPUT],
-  ["batch", FilePurpose.BATCH],
-  ["batch_output", FilePurpose.BATCH_OUTPUT],
-  ["fine-tune", FilePurpose.FINE_TUNE],
-  ["fine-tune-results", FilePurpose.FINE_TUNE_RESULTS],
-  ["vision", FilePurpose.VISION],
-  ["user_data", FilePurpose.USER_DATA],
-  ["evals", FilePurpose.EVALS],
-]);
-
-const PURPOSE_NAMES = new Map([...PURPOSES].map(([name, value]) => [value, name]));
+export { PURPOSES };
 
 export function purposeName(purpose: FilePurpose): string {
-  return PURPOSE_NAMES.get(purpose) ?? (purpose === FilePurpose.UNSPECIFIED ? "" : `unknown(${purpose})`);
+  return purposeNameOf(purpose) ?? (purpose === FilePurpose.UNSPECIFIED ? "" : `unknown(${purpose})`);
 }
 
 const STATUS_NAMES: Record<FileStatus, string> = {
@@ -55,18 +44,7 @@ export function fileJson(file: File): FileJson {
   };
 }
 
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-
-/** 1536 → "1.5 KiB"; whole bytes below 1 KiB. */
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
-}
+export { formatBytes };
 
 /** Unix seconds → "2025-01-31 12:34:56 UTC". */
 export function formatTime(unixSeconds: number): string {
