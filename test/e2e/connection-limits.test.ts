@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FilePurpose, FilesService } from "../../gen/ts/files/v1/files_pb.js";
 import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Endpoint } from "../support/env.js";
 import { s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
@@ -21,26 +21,18 @@ const IDLE_TIMEOUT_S = 2;
 let server: ServerProcess;
 let bucket: string;
 
-beforeAll(async () => {
-  bucket = await createTestBucket("conn-limits");
-  const dir = await tempDir("conn-limits");
+async function startWithLimits(label: string, limits: object): Promise<void> {
+  bucket = await createTestBucket(label);
+  const dir = await tempDir(label);
   server = await startServer({
     config: {
       ...s3ProviderConfig(testS3Endpoint(), bucket, { type: "sqlite", db_path: `${dir}/files.db` }),
-      server: {
-        auth: { api_keys: [{ key: ALICE, principal: "alice" }, { key: BOB, principal: "bob" }] },
-        limits: {
-          header_timeout_seconds: HEADER_TIMEOUT_S,
-          idle_timeout_seconds: IDLE_TIMEOUT_S,
-          max_concurrent_uploads_per_principal: 2,
-          max_concurrent_uploads: 3,
-        },
-      },
+      server: { auth: { api_keys: [{ key: ALICE, principal: "alice" }, { key: BOB, principal: "bob" }] }, limits },
     },
   });
-});
+}
 
-afterAll(async () => {
+afterEach(async () => {
   await server?.stop();
 });
 
@@ -108,6 +100,8 @@ function slowRestUpload(key: string) {
 }
 
 describe("slow clients", () => {
+  beforeEach(() => startWithLimits("conn-limits-slow", { header_timeout_seconds: HEADER_TIMEOUT_S, idle_timeout_seconds: IDLE_TIMEOUT_S }));
+
   it("a connection that sends nothing is closed after the header timeout", async () => {
     const { ms } = await holdOpen("", 10_000);
     expect(ms).toBeGreaterThanOrEqual(HEADER_TIMEOUT_S * 1000 - 100);
@@ -158,6 +152,9 @@ describe("slow clients", () => {
 });
 
 describe("concurrent uploads", () => {
+  // A generous idle timeout: the slow uploads below must stay in flight even on a starved machine.
+  beforeEach(() => startWithLimits("conn-limits-slots", { max_concurrent_uploads_per_principal: 2, max_concurrent_uploads: 3 }));
+
   it("are capped per principal (429, retryable / RESOURCE_EXHAUSTED) and overall, and slots come back when uploads end", async () => {
     // Two of alice's uploads stay in flight, trickling bytes faster than the idle timeout.
     const slow = [slowRestUpload(ALICE), slowRestUpload(ALICE)];

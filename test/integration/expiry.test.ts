@@ -134,7 +134,7 @@ describe.each(backends)("expiry on %s", (_name, options) => {
     expect(summary.files.failed).toBe(0);
     expect(summary.uploads).toMatchObject({ expired: 1, partsRemoved: 2, failed: 0 });
     expect(await store.head(expiring.storageKey)).toBeUndefined();
-    expect(await metadata.files.position(expiring.id)).toEqual({ createdAt: expiring.createdAt, id: expiring.id });
+    expect(await metadata.files.position(expiring.id)).toEqual({ createdAt: expiring.createdAt, id: expiring.id, ownerPrincipal: null });
     expect(await metadata.files.findById(expiring.id, 0)).toBeUndefined(); // the row is gone, not only hidden
     for (const part of parts) expect(await store.head(part.storageKey)).toBeUndefined();
     expect(await metadata.uploads.listParts(created.upload.id)).toEqual([]);
