@@ -19,6 +19,10 @@ export class MemoryObjectStore implements ObjectStore {
   private pingError: Error | undefined;
   /** Every put attempt's key, in order, successful or not. */
   readonly putKeys: string[] = [];
+  /** Every key deleted, in order (failed deletes are not listed). */
+  readonly deletedKeys: string[] = [];
+  /** Deletes of these keys fail, as S3 refusing a request would (fault injection). */
+  readonly failingDeletes = new Set<string>();
 
   /**
    * Makes the next put fail, as a store would mid-upload: once it has taken more than `n` bytes
@@ -94,6 +98,8 @@ export class MemoryObjectStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
+    if (this.failingDeletes.has(key)) throw new FilesError("unavailable", "object storage is unavailable; try again later");
+    this.deletedKeys.push(key);
     this.objects.delete(key);
     this.modified.delete(key);
   }

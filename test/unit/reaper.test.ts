@@ -1,7 +1,6 @@
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { defaultTtlLookup } from "../../src/files/default-ttl.js";
 import { FilesService } from "../../src/files/files-service.js";
-import { FilesError } from "../../src/files/errors.js";
 import type { Clock, FileRecord, UploadPartRecord } from "../../src/files/ports.js";
 import { Reaper, type ReapErrorContext, type ReaperOptions } from "../../src/files/reaper.js";
 import { UploadsService } from "../../src/files/uploads-service.js";
@@ -15,19 +14,8 @@ async function* bytes(text: string): AsyncGenerator<Uint8Array> {
   yield Buffer.from(text);
 }
 
-/** A store whose delete fails for chosen keys, as S3 would in an outage: the fault nothing else produces. */
-class FlakyDeleteStore extends MemoryObjectStore {
-  readonly failingKeys = new Set<string>();
-  readonly deleted: string[] = [];
-  override async delete(key: string): Promise<void> {
-    if (this.failingKeys.has(key)) throw new FilesError("unavailable", "object storage is unavailable; try again later");
-    this.deleted.push(key);
-    await super.delete(key);
-  }
-}
-
 describe("Reaper (in-memory adapters, fake clock)", () => {
-  let store: FlakyDeleteStore;
+  let store: MemoryObjectStore;
   let fileRepo: MemoryFileRepository;
   let uploadRepo: MemoryUploadRepository;
   let clock: Clock & { t: number };
@@ -38,7 +26,7 @@ describe("Reaper (in-memory adapters, fake clock)", () => {
   let expiredUploads: string[];
 
   beforeEach(() => {
-    store = new FlakyDeleteStore();
+    store = new MemoryObjectStore();
     fileRepo = new MemoryFileRepository();
     uploadRepo = new MemoryUploadRepository();
     clock = { t: T0, now: () => clock.t };
@@ -98,7 +86,7 @@ describe("Reaper (in-memory adapters, fake clock)", () => {
     const summary = await reaper().runOnce();
     expect(summary.files).toEqual({ claimed: 1, reaped: 1, failed: 0 });
     expect(reapedFiles).toEqual([short.id]);
-    expect(store.deleted).toEqual([short.storageKey]);
+    expect(store.deletedKeys).toEqual([short.storageKey]);
     expect(fileRepo.rows.has(short.id)).toBe(false);
     expect(store.keys()).toEqual([batch.storageKey, forever.storageKey].sort());
     // The reaper used the repository's delete: an `after` cursor naming the file still works.
@@ -145,7 +133,7 @@ describe("Reaper (in-memory adapters, fake clock)", () => {
     const a = await upload("assistants", 3600);
     const b = await upload("assistants", 3600);
     const c = await upload("assistants", 3600);
-    store.failingKeys.add(b.storageKey);
+    store.failingDeletes.add(b.storageKey);
     clock.t = T0 + 3600;
     const summary = await reaper().runOnce();
     expect(summary.files).toEqual({ claimed: 3, reaped: 2, failed: 1 });
@@ -157,7 +145,7 @@ describe("Reaper (in-memory adapters, fake clock)", () => {
     await expect(files.get(b.id)).rejects.toMatchObject({ code: "not_found" });
 
     // S3 is back; b's claim still holds for a while, then lapses and another pass finishes the job.
-    store.failingKeys.clear();
+    store.failingDeletes.clear();
     expect((await reaper().runOnce()).files.claimed).toBe(0);
     clock.t += 301;
     expect((await reaper().runOnce()).files).toEqual({ claimed: 1, reaped: 1, failed: 0 });
@@ -275,14 +263,14 @@ describe("Reaper (in-memory adapters, fake clock)", () => {
 
     it("keeps a part's row when its object cannot be deleted, so a later pass retries it", async () => {
       const up = await pendingWithParts(3);
-      store.failingKeys.add(up.parts[1]!.storageKey);
+      store.failingDeletes.add(up.parts[1]!.storageKey);
       clock.t = T0 + 3600;
       const summary = await reaper().runOnce();
       expect(summary.uploads).toEqual({ claimed: 1, expired: 1, partsRemoved: 2, writesAborted: 0, failed: 1 });
       expect((await uploadRepo.listParts(up.id)).map((p) => p.id)).toEqual([up.parts[1]!.id]);
       expect(errors.map((e) => e.context)).toEqual([{ step: "delete object", uploadId: up.id, key: up.parts[1]!.storageKey }]);
 
-      store.failingKeys.clear();
+      store.failingDeletes.clear();
       clock.t += 301;
       expect((await reaper().runOnce()).uploads).toEqual({ claimed: 1, expired: 0, partsRemoved: 1, writesAborted: 0, failed: 0 });
       expect(uploadRepo.parts.size).toBe(0);

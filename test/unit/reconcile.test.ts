@@ -17,17 +17,8 @@ async function* bytes(text: string): AsyncGenerator<Uint8Array> {
   yield Buffer.from(text);
 }
 
-/** A store whose delete fails for one key, as S3 refusing one request would. */
-class FlakyDeleteStore extends MemoryObjectStore {
-  failDeleteOf: string | undefined;
-  override async delete(key: string): Promise<void> {
-    if (key === this.failDeleteOf) throw new Error("storage refused the delete");
-    return super.delete(key);
-  }
-}
-
 describe("Reconciler (in-memory adapters)", () => {
-  let store: FlakyDeleteStore;
+  let store: MemoryObjectStore;
   let fileRepo: MemoryFileRepository;
   let uploadRepo: MemoryUploadRepository;
   let clock: Clock & { t: number };
@@ -35,7 +26,7 @@ describe("Reconciler (in-memory adapters)", () => {
   let uploads: UploadsService;
 
   beforeEach(() => {
-    store = new FlakyDeleteStore();
+    store = new MemoryObjectStore();
     fileRepo = new MemoryFileRepository();
     uploadRepo = new MemoryUploadRepository();
     clock = { t: T, now: () => clock.t };
@@ -229,11 +220,11 @@ describe("Reconciler (in-memory adapters)", () => {
     const b = `${P}${newFileId()}`;
     await putRaw(a, 2 * HOUR);
     await putRaw(b, 2 * HOUR);
-    store.failDeleteOf = a;
+    store.failingDeletes.add(a);
     const r = reconciler();
     const result = await r.repair(await r.scan());
     expect(result.deletedObjects).toEqual([b]);
-    expect(result.failures).toEqual([{ target: a, error: "storage refused the delete" }]);
+    expect(result.failures).toEqual([{ target: a, error: "object storage is unavailable; try again later" }]);
     expect(repairedAll(result)).toBe(false);
   });
 
