@@ -109,9 +109,13 @@ it("reaps each expired file exactly once across both replicas, and leaves the ot
     expect(keys).toContain(f.id);
     for (const client of clients) expect((await client.files.retrieve(f.id)).id).toBe(f.id);
   }
-  // The reaped files' list positions are remembered: an `after` cursor naming one still pages.
-  const page = await clients[0]!.files.list({ after: doomedIds[5]!, limit: 100, order: "asc" });
-  expect(page.data.map((f) => f.id)).toEqual(expect.arrayContaining(kept.map((f) => f.id)));
+  // The reaped files' list positions are remembered: an `after` cursor naming one still pages, on
+  // from exactly its (created_at, id) position (uploads share seconds, so ids break the ties).
+  const cursor = doomed[5]!;
+  const page = await clients[0]!.files.list({ after: cursor.id, limit: 100, order: "asc" });
+  const after = (f: { created_at: number; id: string }) => f.created_at > cursor.created_at || (f.created_at === cursor.created_at && f.id > cursor.id);
+  const expected = [...kept, kept30Days].filter(after).sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
+  expect(page.data.map((f) => f.id)).toEqual(expected.map((f) => f.id));
   expect(await total("files_reaped_total")).toBe(FILES);
 });
 
