@@ -66,8 +66,7 @@ export class S3ObjectStore implements ObjectStore {
     if (signal?.aborted) throw abortReason(signal);
     const failure = new FirstError();
     const partSize = planPartSize(this.partSizeBytes, options.sizeHint);
-    let sent = 0;
-    const counted = countBytes(guardBody(body, signal, failure), (n) => (sent += n));
+    const sent = { bytes: 0 };
     // The signal is deliberately not given to Upload: its abort() makes done() reject at once,
     // before the multipart upload is aborted, and leaves an in-flight single PUT to land later.
     // Failing the body instead makes Upload settle every worker and abort the upload first.
@@ -81,7 +80,7 @@ export class S3ObjectStore implements ObjectStore {
         Key: key,
         // Upload takes Readable but not AsyncIterable. Readable.from would buffer 16 chunks ahead
         // by default; one is enough, and keeps memory within parts in flight.
-        Body: Readable.from(counted, { highWaterMark: 1 }),
+        Body: Readable.from(guardBody(body, signal, failure, sent), { highWaterMark: 1 }),
         ContentType: options.contentType,
         ...this.sse,
       },
@@ -102,7 +101,7 @@ export class S3ObjectStore implements ObjectStore {
     }
     // Less than a part went out as one PutObject of a buffer with its Content-Length: S3 answers 200
     // only once it holds exactly those bytes, so asking again would only add a round trip per file.
-    if (sent < partSize) return { bytes: sent };
+    if (sent.bytes < partSize) return { bytes: sent.bytes };
     try {
       // A multipart upload is assembled by S3 from many requests: report what it holds, not what
       // we sent, so the core can compare it with the bytes it counted.
@@ -247,11 +246,4 @@ function storageUnavailable(err: unknown): never {
 
 function unixSeconds(date: Date | undefined): number {
   return date ? Math.floor(date.getTime() / 1000) : 0;
-}
-
-async function* countBytes(source: AsyncIterable<Uint8Array>, add: (n: number) => void): AsyncGenerator<Uint8Array> {
-  for await (const chunk of source) {
-    add(chunk.byteLength);
-    yield chunk;
-  }
 }

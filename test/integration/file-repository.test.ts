@@ -23,33 +23,33 @@ const backends = [
   ["PostgreSQL", pgOptions],
 ] as const;
 
-/** Runs raw SQL outside the repository (to set up a table the way another tool left it). */
-async function rawSql(options: MetadataStoreOptions, statements: string[]): Promise<void> {
+/** Runs `work` on a bare ORM connection, outside the repository (to see or set up tables as other tools do). */
+async function withConnection<T>(options: MetadataStoreOptions, work: (orm: MikroORM) => Promise<T>): Promise<T> {
   const quiet = { entities: [], discovery: { warnWhenNoEntities: false } };
   const orm =
     options.type === "sqlite"
       ? await MikroORM.init({ ...quiet, driver: SqliteDriver, dbName: options.dbPath })
       : await MikroORM.init({ ...quiet, driver: PostgreSqlDriver, clientUrl: options.url });
   try {
-    for (const sql of statements) await orm.em.getConnection().execute(sql);
+    return await work(orm);
   } finally {
     await orm.close(true);
   }
 }
 
+/** Runs raw SQL outside the repository (to set up a table the way another tool left it). */
+async function rawSql(options: MetadataStoreOptions, statements: string[]): Promise<void> {
+  await withConnection(options, async (orm) => {
+    for (const sql of statements) await orm.em.getConnection().execute(sql);
+  });
+}
+
 /** Rows of a raw query, numbers as numbers (pg returns bigint as strings). */
 async function rawRows(options: MetadataStoreOptions, sql: string): Promise<Record<string, unknown>[]> {
-  const quiet = { entities: [], discovery: { warnWhenNoEntities: false } };
-  const orm =
-    options.type === "sqlite"
-      ? await MikroORM.init({ ...quiet, driver: SqliteDriver, dbName: options.dbPath })
-      : await MikroORM.init({ ...quiet, driver: PostgreSqlDriver, clientUrl: options.url });
-  try {
+  return withConnection(options, async (orm) => {
     const rows = await orm.em.getConnection().execute<Record<string, unknown>[]>(sql);
-    return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, /^\d+$/.test(String(v)) && k !== "id" ? Number(v) : v])));
-  } finally {
-    await orm.close(true);
-  }
+    return rows.map((row: Record<string, unknown>) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, /^\d+$/.test(String(v)) && k !== "id" ? Number(v) : v])));
+  });
 }
 
 for (const [name, options] of backends) {
