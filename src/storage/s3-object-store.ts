@@ -1,6 +1,8 @@
 import { Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -8,14 +10,17 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   ListPartsCommand,
+  PutObjectCommand,
   type PutObjectCommandInput,
   type S3Client,
+  UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
 import { unavailable } from "../files/errors.js";
 import type { ByteRange, IncompleteWrite, ObjectStore, PutOptions, StoredObject } from "../files/ports.js";
 import { abortReason, destroyOnAbort, FirstError, guardBody } from "./abortable-body.js";
+import { PartBuffers } from "./part-buffers.js";
 import { planPartSize } from "./part-size.js";
+import { writeInParts, type PartSink } from "./part-writer.js";
 import { fromS3Error, isS3NotFound } from "./s3-errors.js";
 
 export interface S3ObjectStoreOptions {
@@ -33,8 +38,8 @@ export interface S3ObjectStoreOptions {
 const MiB = 1024 * 1024;
 
 /**
- * Objects in one S3 bucket. Puts stream through lib-storage's `Upload`: one PutObject when the
- * body fits in a part, otherwise a multipart upload with `partConcurrency` parts in flight.
+ * Objects in one S3 bucket. Puts stream through `writeInParts`: one PutObject when the body fits
+ * in a part, otherwise a multipart upload with `partConcurrency` parts in flight.
  */
 export class S3ObjectStore implements ObjectStore {
   private readonly client: S3Client;
@@ -42,6 +47,7 @@ export class S3ObjectStore implements ObjectStore {
   private readonly partSizeBytes: number;
   private readonly partConcurrency: number;
   private readonly sse: Pick<PutObjectCommandInput, "ServerSideEncryption" | "SSEKMSKeyId">;
+  private readonly buffers: PartBuffers;
 
   constructor(options: S3ObjectStoreOptions) {
     this.client = options.client;
@@ -51,7 +57,8 @@ export class S3ObjectStore implements ObjectStore {
     if (!Number.isInteger(this.partConcurrency) || this.partConcurrency < 1) {
       throw new RangeError(`partConcurrency must be a positive integer, got ${this.partConcurrency}`);
     }
-    planPartSize(this.partSizeBytes); // fail at startup, not on the first upload
+    // Fail at startup, not on the first upload. Spare buffers: enough for one put's parts in flight.
+    this.buffers = new PartBuffers(planPartSize(this.partSizeBytes), this.partConcurrency + 1);
     if (options.sseKmsKeyId && options.serverSideEncryption !== "aws:kms") {
       throw new Error('sseKmsKeyId needs serverSideEncryption "aws:kms"');
     }
@@ -66,42 +73,31 @@ export class S3ObjectStore implements ObjectStore {
     if (signal?.aborted) throw abortReason(signal);
     const failure = new FirstError();
     const partSize = planPartSize(this.partSizeBytes, options.sizeHint);
-    const sent = { bytes: 0 };
-    // The signal is deliberately not given to Upload: its abort() makes done() reject at once,
-    // before the multipart upload is aborted, and leaves an in-flight single PUT to land later.
-    // Failing the body instead makes Upload settle every worker and abort the upload first.
-    const upload = new Upload({
-      client: this.client,
-      queueSize: this.partConcurrency,
-      partSize,
-      leavePartsOnError: false,
-      params: {
-        Bucket: this.bucket,
-        Key: key,
-        // Upload takes Readable but not AsyncIterable. Readable.from would buffer 16 chunks ahead
-        // by default; one is enough, and keeps memory within parts in flight.
-        Body: Readable.from(guardBody(body, signal, failure, sent), { highWaterMark: 1 }),
-        ContentType: options.contentType,
-        ...this.sse,
-      },
-    });
+    // The signal is not given to the S3 calls: cancelling a request mid-flight could leave a PUT to
+    // land later. Failing the body instead stops the reading, lets the parts in flight settle and
+    // then aborts the multipart upload.
+    let written: { bytes: number; multipart: boolean };
     try {
-      await upload.done();
+      written = await writeInParts(
+        guardBody(body, signal, failure),
+        { partSize, concurrency: this.partConcurrency, buffers: this.buffers },
+        this.sinkFor(key, options.contentType),
+      );
     } catch (err) {
-      // A body error means no part was completed (lib-storage has aborted the multipart upload).
+      // A body error means nothing was completed (the multipart upload, if any, is aborted).
       if (failure.has) throw failure.error;
       // A failed complete or PUT may still have landed (a timeout after S3 acted): do not leave it.
       await this.deleteQuietly(key);
       throw unavailable("object storage", err);
     }
-    if (failure.has || signal?.aborted) {
+    if (signal?.aborted) {
       // The last part was already sent when the signal fired, and the object exists: remove it.
       await this.deleteQuietly(key);
-      throw failure.has ? failure.error : abortReason(signal!);
+      throw abortReason(signal);
     }
-    // Less than a part went out as one PutObject of a buffer with its Content-Length: S3 answers 200
-    // only once it holds exactly those bytes, so asking again would only add a round trip per file.
-    if (sent.bytes < partSize) return { bytes: sent.bytes };
+    // One PutObject of a buffer with its Content-Length: S3 answers 200 only once it holds exactly
+    // those bytes, so asking again would only add a round trip per file.
+    if (!written.multipart) return { bytes: written.bytes };
     try {
       // A multipart upload is assembled by S3 from many requests: report what it holds, not what
       // we sent, so the core can compare it with the bytes it counted.
@@ -112,6 +108,45 @@ export class S3ObjectStore implements ObjectStore {
       await this.deleteQuietly(key);
       throw unavailable("object storage", err);
     }
+  }
+
+  /** The S3 calls of one put. */
+  private sinkFor(key: string, contentType: string): PartSink {
+    const { client, bucket, sse } = this;
+    const target = { Bucket: bucket, Key: key };
+    return {
+      async putWhole(body) {
+        await client.send(new PutObjectCommand({ ...target, Body: body, ContentLength: body.byteLength, ContentType: contentType, ...sse }));
+      },
+      async begin() {
+        // As lib-storage does: when the client adds checksums to parts, the upload must be
+        // created with that algorithm, and the complete must repeat each part's checksum.
+        const checksums = (await client.config.requestChecksumCalculation()) === "WHEN_SUPPORTED";
+        const out = await client.send(
+          new CreateMultipartUploadCommand({ ...target, ContentType: contentType, ...sse, ...(checksums && { ChecksumAlgorithm: "CRC32" }) }),
+        );
+        if (!out.UploadId) throw new Error("CreateMultipartUpload returned no UploadId");
+        return out.UploadId;
+      },
+      async sendPart(uploadId, partNumber, body) {
+        const out = await client.send(new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.byteLength }));
+        if (!out.ETag) throw new Error(`UploadPart ${partNumber} returned no ETag`);
+        return {
+          ETag: out.ETag,
+          ...(out.ChecksumCRC32 && { ChecksumCRC32: out.ChecksumCRC32 }),
+          ...(out.ChecksumCRC32C && { ChecksumCRC32C: out.ChecksumCRC32C }),
+          ...(out.ChecksumCRC64NVME && { ChecksumCRC64NVME: out.ChecksumCRC64NVME }),
+          ...(out.ChecksumSHA1 && { ChecksumSHA1: out.ChecksumSHA1 }),
+          ...(out.ChecksumSHA256 && { ChecksumSHA256: out.ChecksumSHA256 }),
+        };
+      },
+      async complete(uploadId, parts) {
+        await client.send(new CompleteMultipartUploadCommand({ ...target, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+      },
+      async abort(uploadId) {
+        await client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId }));
+      },
+    };
   }
 
   async get(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
@@ -180,7 +215,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /**
-   * Multipart uploads never completed nor aborted (lib-storage aborts its own on failure, so these
+   * Multipart uploads never completed nor aborted (a put aborts its own on failure, so these
    * are left by a process that died). `lastModified` is that of the newest part, else the start.
    */
   async *listIncomplete(prefix: string, options: { pageSize?: number } = {}): AsyncGenerator<IncompleteWrite> {

@@ -132,9 +132,8 @@ describe("S3ObjectStore specifics", () => {
     // Load the SDK's code paths and open sockets first, so they do not count as growth.
     await store.put("warmup", body(10), { contentType: "application/octet-stream" });
 
-    // lib-storage concatenates every part into a fresh buffer, so garbage piles up between
-    // collections (V8 lets up to 64 MiB of dead ArrayBuffers wait). Collecting before each
-    // sample measures what the upload actually holds, which is what must stay bounded.
+    // Collecting before each sample measures what the upload actually holds, which is what must
+    // stay bounded: the parts in flight plus the one being filled, in reused buffers, and the SDK.
     const gc = exposeGc();
     gc();
     const start = process.memoryUsage();
@@ -157,14 +156,15 @@ describe("S3ObjectStore specifics", () => {
     }
     const liveGrowth = livePeak - live(start);
     const rssGrowth = rssPeak - start.rss;
-    const limit = (concurrency + 2) * PART + 32 * MiB;
+    const limit = (concurrency + 2) * PART + 20 * MiB;
     console.log(
       `[memory] 200 MiB put: live growth ${(liveGrowth / MiB).toFixed(1)} MiB, rss growth ` +
         `${(rssGrowth / MiB).toFixed(1)} MiB (limit ${(limit / MiB).toFixed(0)} MiB)`,
     );
     expect(liveGrowth).toBeLessThan(limit);
-    // RSS also carries allocator and V8 page slack; still far below the 200 MiB streamed.
-    expect(rssGrowth).toBeLessThan(limit + 32 * MiB);
+    // Reused part buffers keep RSS there too: fresh ones per part (as lib-storage allocates them)
+    // grew it by about 63 MiB here, waiting for the collector.
+    expect(rssGrowth).toBeLessThan(limit);
     await store.delete("big");
     await store.delete("warmup");
   });

@@ -1,0 +1,38 @@
+/**
+ * Part-sized buffers shared by the puts of one store.
+ *
+ * A multipart put fills a buffer, sends it and then needs another. Allocating a fresh 8 MiB
+ * buffer per part (as lib-storage's Buffer.concat does) leaves the spent ones for the garbage
+ * collector, and the process's RSS climbs well past the parts actually in flight before V8 gets
+ * round to them. Reusing buffers keeps the memory of a put at its parts in flight. Spare buffers
+ * are kept only while some put is running, so an idle server holds none.
+ */
+export class PartBuffers {
+  private readonly spare: Buffer[] = [];
+  private users = 0;
+
+  /** @param maxSpare spare buffers kept at most (more come and go with the garbage collector) */
+  constructor(
+    readonly size: number,
+    private readonly maxSpare: number,
+  ) {}
+
+  /** Call once per put before `take`; pair with `leave`. */
+  enter(): void {
+    this.users++;
+  }
+
+  leave(): void {
+    this.users--;
+    if (this.users === 0) this.spare.length = 0;
+  }
+
+  take(): Buffer {
+    // allocUnsafeSlow: a buffer of its own, never a slice of Node's shared pool.
+    return this.spare.pop() ?? Buffer.allocUnsafeSlow(this.size);
+  }
+
+  give(buffer: Buffer): void {
+    if (this.users > 0 && buffer.length === this.size && this.spare.length < this.maxSpare) this.spare.push(buffer);
+  }
+}

@@ -1,0 +1,182 @@
+import { createHash, randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { PartBuffers } from "../../src/storage/part-buffers.js";
+import { writeInParts, type PartSink, type SentPart } from "../../src/storage/part-writer.js";
+
+// The S3 behaviour of writeInParts is tested against moto through S3ObjectStore (test/integration,
+// test/contract). These tests drive it with a recording sink, for what moto cannot show: the
+// order of calls, how many parts are in flight, buffer reuse, and failures at chosen moments.
+
+const PART = 1024;
+
+interface Recorded {
+  calls: string[];
+  whole?: Buffer;
+  parts: Map<number, Buffer>;
+  completed?: number[];
+  aborted: boolean;
+  maxInFlight: number;
+  sentBuffers: Set<ArrayBufferLike>;
+}
+
+function recordingSink(options: { failPart?: number; failBegin?: boolean; partDelayMs?: number } = {}): { sink: PartSink; rec: Recorded } {
+  const rec: Recorded = { calls: [], parts: new Map(), aborted: false, maxInFlight: 0, sentBuffers: new Set() };
+  let inFlight = 0;
+  const sink: PartSink = {
+    async putWhole(body) {
+      rec.calls.push("put");
+      rec.whole = Buffer.from(body);
+    },
+    async begin() {
+      rec.calls.push("begin");
+      if (options.failBegin) throw new Error("begin failed");
+      return "upload-1";
+    },
+    async sendPart(uploadId, partNumber, body): Promise<SentPart> {
+      expect(uploadId).toBe("upload-1");
+      rec.calls.push(`part ${partNumber}`);
+      rec.sentBuffers.add(body.buffer);
+      inFlight++;
+      rec.maxInFlight = Math.max(rec.maxInFlight, inFlight);
+      try {
+        // Copy only once the "request" has finished: the writer must not refill a buffer before.
+        await new Promise((r) => setTimeout(r, options.partDelayMs ?? 1));
+        if (partNumber === options.failPart) throw new Error(`part ${partNumber} failed`);
+        rec.parts.set(partNumber, Buffer.from(body));
+        return { ETag: `"etag-${partNumber}"` };
+      } finally {
+        inFlight--;
+      }
+    },
+    async complete(uploadId, parts) {
+      rec.calls.push("complete");
+      rec.completed = parts.map((p) => p.PartNumber);
+      parts.forEach((p) => expect(p.ETag).toBe(`"etag-${p.PartNumber}"`));
+    },
+    async abort() {
+      rec.calls.push("abort");
+      rec.aborted = true;
+    },
+  };
+  return { sink, rec };
+}
+
+/** `data` in chunks of `chunk` bytes (fresh buffers, as a socket hands them over). */
+async function* chunked(data: Buffer, chunk: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < data.length; i += chunk) {
+    yield Buffer.from(data.subarray(i, i + chunk));
+    if (i % (chunk * 8) === 0) await new Promise((r) => setImmediate(r));
+  }
+}
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+function assembled(rec: Recorded): Buffer {
+  return Buffer.concat(rec.completed!.map((n) => rec.parts.get(n)!));
+}
+
+describe("writeInParts", () => {
+  it.each([0, 1, PART - 1, PART])("sends %i bytes as one PutObject", async (size) => {
+    const data = randomBytes(size);
+    const { sink, rec } = recordingSink();
+    const out = await writeInParts(chunked(data, 100), { partSize: PART, concurrency: 2 }, sink);
+    expect(out).toEqual({ bytes: size, multipart: false });
+    expect(rec.calls).toEqual(["put"]);
+    expect(sha(rec.whole!)).toBe(sha(data));
+  });
+
+  it.each([
+    [PART + 1, 2],
+    [2 * PART, 2],
+    [2 * PART + 1, 3],
+    [10 * PART + 17, 11],
+  ])("sends %i bytes in %i parts, every one but the last full, in order", async (size, parts) => {
+    const data = randomBytes(size);
+    const { sink, rec } = recordingSink();
+    const out = await writeInParts(chunked(data, 333), { partSize: PART, concurrency: 3 }, sink);
+    expect(out).toEqual({ bytes: size, multipart: true });
+    expect(rec.calls[0]).toBe("begin");
+    expect(rec.calls.at(-1)).toBe("complete");
+    expect(rec.completed).toEqual(Array.from({ length: parts }, (_, i) => i + 1));
+    for (let n = 1; n < parts; n++) expect(rec.parts.get(n)!.length).toBe(PART);
+    expect(rec.parts.get(parts)!.length).toBeGreaterThan(0);
+    expect(sha(assembled(rec))).toBe(sha(data));
+    expect(rec.aborted).toBe(false);
+  });
+
+  it("handles chunks larger than a part", async () => {
+    const data = randomBytes(7 * PART + 5);
+    const { sink, rec } = recordingSink();
+    await writeInParts(chunked(data, 3 * PART + 7), { partSize: PART, concurrency: 2 }, sink);
+    expect(sha(assembled(rec))).toBe(sha(data));
+  });
+
+  it("keeps at most `concurrency` parts in flight and reuses their buffers", async () => {
+    const data = randomBytes(40 * PART);
+    const { sink, rec } = recordingSink({ partDelayMs: 5 });
+    const buffers = new PartBuffers(PART, 4);
+    await writeInParts(chunked(data, 256), { partSize: PART, concurrency: 3, buffers }, sink);
+    expect(rec.maxInFlight).toBe(3);
+    // 40 parts went out of at most concurrency + 1 distinct buffers.
+    expect(rec.sentBuffers.size).toBeLessThanOrEqual(4);
+    expect(sha(assembled(rec))).toBe(sha(data));
+  });
+
+  it("lets the spare buffers go once no put is running", async () => {
+    const buffers = new PartBuffers(PART, 4);
+    const { sink } = recordingSink();
+    await writeInParts(chunked(randomBytes(5 * PART), 100), { partSize: PART, concurrency: 2, buffers }, sink);
+    buffers.enter();
+    const first = buffers.take();
+    buffers.give(first);
+    expect(buffers.take()).toBe(first); // reused while a put runs
+    buffers.leave();
+    buffers.enter();
+    expect(buffers.take()).not.toBe(first); // dropped when the last put ended
+    buffers.leave();
+  });
+
+  it("stops reading, waits for the parts in flight and aborts when a part fails", async () => {
+    const data = randomBytes(30 * PART);
+    let read = 0;
+    async function* counting() {
+      for await (const c of chunked(data, 256)) {
+        read += c.byteLength;
+        yield c;
+      }
+    }
+    const { sink, rec } = recordingSink({ failPart: 3, partDelayMs: 3 });
+    await expect(writeInParts(counting(), { partSize: PART, concurrency: 2 }, sink)).rejects.toThrow("part 3 failed");
+    expect(rec.calls.at(-1)).toBe("abort");
+    expect(rec.calls).not.toContain("complete");
+    expect(read).toBeLessThan(data.length);
+  });
+
+  it("aborts the multipart upload when the body fails after some parts", async () => {
+    async function* failing() {
+      yield randomBytes(3 * PART);
+      throw new Error("client went away");
+    }
+    const { sink, rec } = recordingSink();
+    await expect(writeInParts(failing(), { partSize: PART, concurrency: 2 }, sink)).rejects.toThrow("client went away");
+    expect(rec.calls).toContain("begin");
+    expect(rec.calls.at(-1)).toBe("abort");
+    expect(rec.calls).not.toContain("complete");
+  });
+
+  it("sends nothing when the body fails within the first part", async () => {
+    async function* failing() {
+      yield randomBytes(PART / 2);
+      throw new Error("truncated");
+    }
+    const { sink, rec } = recordingSink();
+    await expect(writeInParts(failing(), { partSize: PART, concurrency: 2 }, sink)).rejects.toThrow("truncated");
+    expect(rec.calls).toEqual([]);
+  });
+
+  it("fails without a multipart upload to abort when begin fails", async () => {
+    const { sink, rec } = recordingSink({ failBegin: true });
+    await expect(writeInParts(chunked(randomBytes(3 * PART), 512), { partSize: PART, concurrency: 2 }, sink)).rejects.toThrow("begin failed");
+    expect(rec.calls).toEqual(["begin"]);
+  });
+});
