@@ -33,8 +33,8 @@ export interface PartWriterOptions {
 /**
  * Writes a stream of unknown length to S3 with bounded memory: one PutObject when it ends within
  * the first part, otherwise a multipart upload with `concurrency` parts in flight. The body is
- * copied once, into part buffers that are reused, and reading waits while every slot is busy,
- * which is the backpressure that keeps a fast client from outrunning S3.
+ * copied at most once, into part buffers that are reused, and reading waits while every slot is
+ * busy, which is the backpressure that keeps a fast client from outrunning S3.
  *
  * On any failure, of the body or of S3, reading stops, the parts in flight settle, the multipart
  * upload is aborted (quietly: the original error is what the caller needs) and the error is
@@ -47,8 +47,10 @@ export async function writeInParts(
 ): Promise<{ bytes: number; multipart: boolean }> {
   const { partSize, concurrency } = options;
   const buffers = options.buffers?.size === partSize ? options.buffers : new PartBuffers(partSize, 0);
-  // The first part is kept as the chunks that arrived: most files are smaller than a part and go
-  // out as one PutObject of exactly their bytes; only a body that outgrows it takes part buffers.
+  // The first bytes are kept as the chunks that arrived: small files (most of them) go out as one
+  // PutObject without touching a part buffer. Past HEAD_CHUNK_BYTES they move into a part buffer,
+  // which a body that ends within one part is then sent from, copied once like every other byte.
+  const headLimit = Math.min(partSize, HEAD_CHUNK_BYTES);
   let head: Uint8Array[] | undefined = [];
   let headBytes = 0;
   let part: Buffer | undefined;
@@ -86,12 +88,11 @@ export async function writeInParts(
       total += chunk.byteLength;
       let offset = 0;
       if (head) {
-        if (headBytes + chunk.byteLength <= partSize) {
+        if (headBytes + chunk.byteLength <= headLimit) {
           head.push(chunk);
           headBytes += chunk.byteLength;
           continue;
         }
-        // More than a part: from here on it is a multipart upload.
         part = buffers.take();
         for (const c of head) {
           part.set(c, filled);
@@ -100,9 +101,12 @@ export async function writeInParts(
         head = undefined;
       }
       while (offset < chunk.byteLength) {
-        // A full part is sent only once more bytes arrive, so the last part is never empty.
+        // A full part is sent only once more bytes arrive: the last part is never empty, and a
+        // body of exactly one part is still one PutObject.
         if (filled === partSize) {
-          await dispatch(part!, filled);
+          const full = part!;
+          part = undefined;
+          await dispatch(full, filled);
           part = buffers.take();
           filled = 0;
         }
@@ -116,7 +120,13 @@ export async function writeInParts(
       await sink.putWhole(head.length === 1 ? asBuffer(head[0]!) : Buffer.concat(head, headBytes));
       return { bytes: total, multipart: false };
     }
-    await dispatch(part!, filled);
+    if (partsSent === 0) {
+      await sink.putWhole(part!.subarray(0, filled));
+      return { bytes: total, multipart: false };
+    }
+    const last = part!;
+    part = undefined;
+    await dispatch(last, filled);
     await Promise.all(inFlight);
     if (partFailure) throw partFailure.error;
     sent.sort((a, b) => a.PartNumber - b.PartNumber);
@@ -127,9 +137,13 @@ export async function writeInParts(
     if (uploadId !== undefined) await sink.abort(uploadId).catch(() => {});
     throw err;
   } finally {
+    if (part) buffers.give(part);
     buffers.leave();
   }
 }
+
+/** Bodies up to this size are sent from the chunks they arrived in. */
+const HEAD_CHUNK_BYTES = 1024 * 1024;
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -85,6 +85,27 @@ describe("writeInParts", () => {
     expect(sha(rec.whole!)).toBe(sha(data));
   });
 
+  it.each([1.5, 2])("sends %i MiB of a 2 MiB part as one PutObject from a part buffer, which is then reused", async (mib) => {
+    const partSize = 2 * 1024 * 1024;
+    const data = randomBytes(mib * 1024 * 1024);
+    const buffers = new PartBuffers(partSize, 2);
+    const given: Buffer[] = [];
+    const give = buffers.give.bind(buffers);
+    buffers.give = (b) => void (given.push(b), give(b));
+    let sentFrom: ArrayBufferLike | undefined;
+    const { sink, rec } = recordingSink();
+    const putWhole = sink.putWhole;
+    sink.putWhole = async (body) => {
+      sentFrom = body.buffer;
+      await putWhole(body);
+    };
+    const out = await writeInParts(chunked(data, 64 * 1024), { partSize, concurrency: 2, buffers }, sink);
+    expect(out).toEqual({ bytes: data.length, multipart: false });
+    expect(rec.calls).toEqual(["put"]);
+    expect(sha(rec.whole!)).toBe(sha(data));
+    expect(given.map((b) => b.buffer)).toEqual([sentFrom]);
+  });
+
   it.each([
     [PART + 1, 2],
     [2 * PART, 2],
