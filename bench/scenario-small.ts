@@ -109,8 +109,16 @@ async function measureTarget(ctx: Context, target: SmallResult["target"], baseUr
   const { op, close } = makeOp(ctx, target, baseUrl);
   const results: SmallResult[] = [];
   try {
+    // Failed uploads are this service's defects, and fail the run. The reference's are its own
+    // behaviour (0.7.3 answers some concurrent uploads with 500, from its SQLite store): they are
+    // reported in the errors column, and only successful uploads count towards its ops/s.
+    const isReference = target === "llama";
     const warm = await closedLoop(op, 4, 60, WARMUP_OPS);
-    if (warm.errors > 0) throw new Error(`warm-up: ${warm.errors} of ${WARMUP_OPS} uploads failed, first: ${warm.firstError}`);
+    if (warm.errors > 0) {
+      const message = `warm-up: ${warm.errors} of ${WARMUP_OPS} uploads failed, first: ${warm.firstError}`;
+      if (!isReference || warm.samples.length === 0) throw new Error(message);
+      log(`small ${target}: ${message} (the reference's own errors: counted, not fatal)`);
+    }
     for (const concurrency of ctx.options.smallConcurrency) {
       probe?.begin();
       const run = await closedLoop(op, concurrency, ctx.options.smallSeconds, ctx.options.smallMaxOps);
@@ -130,7 +138,7 @@ async function measureTarget(ctx: Context, target: SmallResult["target"], baseUr
       results.push(result);
       const mem = memory ? `, RSS idle ${mib(memory.idleRssBytes)} → peak ${mib(memory.peakRssBytes)} MiB` : "";
       const errs = run.errors > 0 ? `, ${run.errors} ERRORS (first: ${run.firstError})` : "";
-      if (run.errors > 0) ctx.errors.push(`small ${target} c=${concurrency}: ${run.errors} uploads failed, first: ${run.firstError}`);
+      if (run.errors > 0 && !isReference) ctx.errors.push(`small ${target} c=${concurrency}: ${run.errors} uploads failed, first: ${run.firstError}`);
       log(
         `small ${target} c=${concurrency}: ${result.opsPerSecond.toFixed(0)} ops/s, p50 ${result.latency.p50Ms.toFixed(1)} ms, p99 ${result.latency.p99Ms.toFixed(1)} ms${mem}${errs}`,
       );
