@@ -13,6 +13,7 @@ import {
   type ListOrder,
   type ObjectStore,
   type Principal,
+  type StoredSource,
 } from "./ports.js";
 
 export interface FilesServiceOptions {
@@ -171,6 +172,49 @@ export class FilesService {
       throw err;
     }
 
+    try {
+      return await this.commit(id, storageKey, upload, meter, options);
+    } catch (err) {
+      await this.removeObject(storageKey);
+      throw err;
+    }
+  }
+
+  /**
+   * A file made of objects already stored, in order (an Upload's parts). When the store can join
+   * them itself (S3 copies them server-side), no byte passes through this process on the way in;
+   * the result is read back once, for its SHA-256 and the declared size and MD5, before its row is
+   * committed. Resolves undefined when the store cannot join these sources: stream them instead.
+   */
+  async uploadComposed(request: UploadRequest, sources: readonly StoredSource[], options: UploadOptions = {}): Promise<FileRecord | undefined> {
+    if (!this.store.compose) return undefined;
+    const maxBytes = options.maxBytes ?? this.options.maxFileBytes;
+    const upload = validateUpload(request, maxBytes);
+    const release = this.uploadSlots.acquire(options.owner ?? null);
+    try {
+      const id = newFileId();
+      const storageKey = this.keyPrefix + id;
+      const composed = await this.store.compose(storageKey, sources, { contentType: upload.mimeType });
+      if (!composed) return undefined;
+      try {
+        const meter = new ContentMeter({ maxBytes, declaredSize: upload.sizeBytes, declaredSha256: upload.sha256, declaredMd5: options.md5 });
+        for await (const chunk of meter.wrap(await this.store.get(storageKey, undefined, options.signal))) void chunk;
+        if (composed.bytes !== meter.bytes) {
+          throw new FilesError("internal", `Storage holds ${composed.bytes} bytes but ${meter.bytes} were read back; the file was discarded`);
+        }
+        if (options.signal?.aborted) throw cancelled();
+        return await this.commit(id, storageKey, upload, meter, options);
+      } catch (err) {
+        await this.removeObject(storageKey);
+        throw err;
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** Writes the row that makes a stored object a file. */
+  private async commit(id: string, storageKey: string, upload: ValidUpload, meter: ContentMeter, options: UploadOptions): Promise<FileRecord> {
     const createdAt = this.clock.now();
     const ttl = upload.expiresAfterSeconds ?? this.options.defaultTtlSeconds?.(upload.purpose) ?? null;
     const record: FileRecord = {
@@ -186,12 +230,7 @@ export class FilesService {
       status: "processed",
       ownerPrincipal: options.owner ?? null,
     };
-    try {
-      await this.metadata(() => this.repository.insert(record));
-    } catch (err) {
-      await this.removeObject(storageKey);
-      throw err;
-    }
+    await this.metadata(() => this.repository.insert(record));
     return record;
   }
 

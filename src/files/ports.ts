@@ -128,6 +128,19 @@ export interface ObjectStore {
   listIncomplete(prefix: string): AsyncIterable<IncompleteWrite>;
   /** Discards an unfinished write; one already gone is not an error. */
   abortIncomplete(write: IncompleteWrite): Promise<void>;
+  /**
+   * Optional: writes `key` as the concatenation of stored objects, in order, inside the store
+   * (S3 copies them as the parts of a multipart upload), so no byte passes through this process.
+   * Resolves with the size it holds, or undefined when it cannot join these sources (the caller
+   * then streams them). Fails with not_found when a source is missing; any failure leaves nothing.
+   */
+  compose?(key: string, sources: readonly StoredSource[], options: { contentType: string }): Promise<{ bytes: number } | undefined>;
+}
+
+/** An object to compose from, with the size its row records. */
+export interface StoredSource {
+  key: string;
+  bytes: number;
 }
 
 export interface StoredObject {

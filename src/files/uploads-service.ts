@@ -202,17 +202,23 @@ export class UploadsService {
     }
     let file: FileRecord;
     try {
-      file = await this.options.files.upload(
-        {
-          filename: upload.filename,
-          purpose: upload.purpose,
-          mimeType: upload.mimeType,
-          expiresAfterSeconds: upload.fileExpiresAfterSeconds ?? undefined,
-          sizeBytes: upload.bytes,
-        },
-        this.concatenate(ordered),
-        { maxBytes: this.options.maxUploadBytes, md5, owner: upload.ownerPrincipal },
-      );
+      const request = {
+        filename: upload.filename,
+        purpose: upload.purpose,
+        mimeType: upload.mimeType,
+        expiresAfterSeconds: upload.fileExpiresAfterSeconds ?? undefined,
+        sizeBytes: upload.bytes,
+      };
+      const options = { maxBytes: this.options.maxUploadBytes, md5, owner: upload.ownerPrincipal };
+      // Joined inside the store when it can; otherwise, or when a part has gone missing (which
+      // the streaming path names precisely), the parts stream through here.
+      const composed = await this.options.files
+        .uploadComposed(request, ordered.map((p) => ({ key: p.storageKey, bytes: p.bytes })), options)
+        .catch((err: unknown) => {
+          if (err instanceof FilesError && err.code === "not_found") return undefined;
+          throw err;
+        });
+      file = composed ?? (await this.options.files.upload(request, this.concatenate(ordered), options));
     } catch (err) {
       // Nothing was committed: the upload is pending again and its parts are still there.
       await this.options.repository.transition(id, "completing", "pending").catch(() => {});

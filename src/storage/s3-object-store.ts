@@ -14,13 +14,14 @@ import {
   type PutObjectCommandInput,
   type S3Client,
   UploadPartCommand,
+  UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { unavailable } from "../files/errors.js";
-import type { ByteRange, IncompleteWrite, ObjectStore, PutOptions, StoredObject } from "../files/ports.js";
+import type { ByteRange, IncompleteWrite, ObjectStore, PutOptions, StoredObject, StoredSource } from "../files/ports.js";
 import { abortReason, destroyOnAbort, FirstError, guardBody } from "./abortable-body.js";
 import { PartBuffers } from "./part-buffers.js";
-import { planPartSize } from "./part-size.js";
-import { writeInParts, type PartSink } from "./part-writer.js";
+import { MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, planPartSize } from "./part-size.js";
+import { writeInParts, type PartSink, type SentPart } from "./part-writer.js";
 import { fromS3Error, isS3NotFound } from "./s3-errors.js";
 
 export interface S3ObjectStoreOptions {
@@ -110,6 +111,44 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Joins stored objects into `key` inside S3: a multipart upload whose parts are UploadPartCopy
+   * requests, so the bytes never leave S3. S3 takes that only when every source but the last is
+   * 5 MiB to 5 GiB and there are at most 10,000; for anything else this answers undefined.
+   */
+  async compose(key: string, sources: readonly StoredSource[], options: { contentType: string }): Promise<{ bytes: number } | undefined> {
+    const last = sources.length - 1;
+    if (sources.length === 0 || sources.length > MAX_PARTS) return undefined;
+    if (sources.some((s, i) => s.bytes > MAX_PART_SIZE || (i < last && s.bytes < MIN_PART_SIZE))) return undefined;
+    const sink = this.sinkFor(key, options.contentType);
+    let uploadId: string | undefined;
+    try {
+      uploadId = await sink.begin();
+      const id = uploadId;
+      const parts = await mapInOrder(sources, COPY_CONCURRENCY, async (source, i) => {
+        const out = await this.client.send(
+          new UploadPartCopyCommand({ Bucket: this.bucket, Key: key, UploadId: id, PartNumber: i + 1, CopySource: copySource(this.bucket, source.key) }),
+        );
+        const result = out.CopyPartResult;
+        if (!result?.ETag) throw new Error(`UploadPartCopy ${i + 1} returned no ETag`);
+        return { PartNumber: i + 1, ...partChecksums(result), ETag: result.ETag };
+      });
+      await sink.complete(id, parts);
+    } catch (err) {
+      if (uploadId !== undefined) await sink.abort(uploadId).catch(() => {});
+      await this.deleteQuietly(key);
+      // A missing source is the caller's to explain (which part is gone); anything else is S3 failing.
+      if (isS3NotFound(err)) throw fromS3Error(err);
+      throw unavailable("object storage", err);
+    }
+    const stored = await this.head(key).catch(async (err: unknown) => {
+      await this.deleteQuietly(key);
+      throw err;
+    });
+    if (!stored) throw unavailable("object storage", new Error(`${key} is missing right after it was composed`));
+    return stored;
+  }
+
   /** The S3 calls of one put. */
   private sinkFor(key: string, contentType: string): PartSink {
     const { client, bucket, sse } = this;
@@ -131,14 +170,7 @@ export class S3ObjectStore implements ObjectStore {
       async sendPart(uploadId, partNumber, body) {
         const out = await client.send(new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.byteLength }));
         if (!out.ETag) throw new Error(`UploadPart ${partNumber} returned no ETag`);
-        return {
-          ETag: out.ETag,
-          ...(out.ChecksumCRC32 && { ChecksumCRC32: out.ChecksumCRC32 }),
-          ...(out.ChecksumCRC32C && { ChecksumCRC32C: out.ChecksumCRC32C }),
-          ...(out.ChecksumCRC64NVME && { ChecksumCRC64NVME: out.ChecksumCRC64NVME }),
-          ...(out.ChecksumSHA1 && { ChecksumSHA1: out.ChecksumSHA1 }),
-          ...(out.ChecksumSHA256 && { ChecksumSHA256: out.ChecksumSHA256 }),
-        };
+        return { ...partChecksums(out), ETag: out.ETag };
       },
       async complete(uploadId, parts) {
         await client.send(new CompleteMultipartUploadCommand({ ...target, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
@@ -273,6 +305,45 @@ export class S3ObjectStore implements ObjectStore {
   private async deleteQuietly(key: string): Promise<void> {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => {});
   }
+}
+
+/** Parts copied at once by compose: the bytes move inside S3, so this only bounds open requests. */
+const COPY_CONCURRENCY = 8;
+
+/** The checksums S3 reports for a part; CompleteMultipartUpload must repeat them (as lib-storage does). */
+function partChecksums(out: Omit<SentPart, "ETag">): Omit<SentPart, "ETag"> {
+  return {
+    ...(out.ChecksumCRC32 && { ChecksumCRC32: out.ChecksumCRC32 }),
+    ...(out.ChecksumCRC32C && { ChecksumCRC32C: out.ChecksumCRC32C }),
+    ...(out.ChecksumCRC64NVME && { ChecksumCRC64NVME: out.ChecksumCRC64NVME }),
+    ...(out.ChecksumSHA1 && { ChecksumSHA1: out.ChecksumSHA1 }),
+    ...(out.ChecksumSHA256 && { ChecksumSHA256: out.ChecksumSHA256 }),
+  };
+}
+
+/** x-amz-copy-source: the bucket and the URL-encoded key (its slashes may stay). */
+function copySource(bucket: string, key: string): string {
+  return `${bucket}/${encodeURIComponent(key).replace(/%2F/g, "/")}`;
+}
+
+/** `fn` over `items` with at most `concurrency` running; results in the items' order. Fails on the first failure, after the rest settle. */
+async function mapInOrder<T, R>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failed: { error: unknown } | undefined;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i]!, i);
+      } catch (error) {
+        failed ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+  if (failed) throw failed.error;
+  return results;
 }
 
 function storageUnavailable(err: unknown): never {

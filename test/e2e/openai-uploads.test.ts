@@ -7,7 +7,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Endpoint } from "../support/env.js";
+import { DeleteObjectCommand } from "@aws-sdk/client-s3";
+import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Client, testS3Endpoint } from "../support/env.js";
 import { s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
 import { eventually, MiB, sha256 } from "../support/test-helpers.js";
 
@@ -225,9 +226,14 @@ describe("uploads with the default settings", () => {
     expect(await partKeys(upload.id)).toEqual([]);
   });
 
-  it("checks md5: a wrong one creates no file and leaves the upload pending; the right one completes it", async () => {
+  // Parts under 5 MiB stream through the server into a new multipart upload; a first part of 5 MiB
+  // or more lets S3 copy the parts itself, and the server only reads the result back to hash it.
+  it.each([
+    ["streamed through the server", [4 * MiB, 3 * MiB]],
+    ["copied inside S3", [6 * MiB, 2 * MiB]],
+  ])("checks md5 (%s): a wrong one creates no file and leaves the upload pending; the right one completes it", async (_how, sizes) => {
     // Over 5 MiB, so the refused assembly was a multipart upload that must have been aborted.
-    const parts = [randomBytes(4 * MiB), randomBytes(3 * MiB)];
+    const parts = sizes.map((n) => randomBytes(n));
     const whole = Buffer.concat(parts);
     const upload = await create(client, whole.length, "md5.bin");
     const partIds = await addParts(client, upload.id, parts);
@@ -248,6 +254,36 @@ describe("uploads with the default settings", () => {
     expect(done.file).toMatchObject({ bytes: whole.length, status: "processed" });
     expect(sha256(await content(client, done.file!.id))).toBe(sha256(whole));
     expect(await fileIds(client)).toEqual([...filesBefore, done.file!.id].sort());
+  });
+
+  it("answers 409 naming a part whose object has gone, when S3 would copy the parts; adding it again completes the upload", async () => {
+    const parts = [randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(MiB)];
+    const whole = Buffer.concat(parts);
+    const upload = await create(client, whole.length, "lost-part.bin");
+    const partIds = await addParts(client, upload.id, parts);
+    const filesBefore = await fileIds(client);
+    const objectsBefore = await fileKeys();
+    const keys = await partKeys(upload.id);
+    expect(keys).toHaveLength(3);
+    const s3 = testS3Client();
+    // Part objects are stored under uploads/<upload id>/<part id>.
+    const lost = keys.find((k) => k.endsWith(`/${partIds[1]}`))!;
+    expect(lost).toBeDefined();
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: lost }));
+
+    const err = await apiError(client.uploads.complete(upload.id, { part_ids: partIds }));
+    expect(err.status).toBe(409);
+    expect(err.param).toBe("part_ids");
+    expect(err.message).toMatch(/no longer in storage/);
+    expect(await fileIds(client)).toEqual(filesBefore);
+    expect(await fileKeys()).toEqual(objectsBefore);
+    expect(await listMultipartUploads(bucket)).toEqual([]);
+    expect((await retrieveUpload(server, upload.id)).body).toMatchObject({ status: "pending", file: null });
+
+    const [again] = await addParts(client, upload.id, [parts[1]!]);
+    const done = await client.uploads.complete(upload.id, { part_ids: [partIds[0]!, again!, partIds[2]!] });
+    expect(done.status).toBe("completed");
+    expect(sha256(await content(client, done.file!.id))).toBe(sha256(whole));
   });
 
   it("refuses unknown and duplicate part ids with 400 part_ids, and an unknown upload with 404", async () => {

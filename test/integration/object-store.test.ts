@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import {
@@ -76,6 +76,14 @@ async function startMultipart(client: S3Client, bucket: string, key: string): Pr
   const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
   await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: randomBytes(1000) }));
   return UploadId!;
+}
+
+const sha = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+async function readAll(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }
 
 /** A full GC on demand, without needing the worker started with --expose-gc. */
@@ -207,6 +215,36 @@ describe("S3ObjectStore specifics", () => {
       expect(head.ContentType).toBe("text/csv");
       expect(head.ServerSideEncryption).toBe("AES256");
     }
+  });
+
+  it("composes stored objects inside S3, in order, and says when it cannot", async () => {
+    const bucket = await createTestBucket("object-store-compose");
+    const store = new S3ObjectStore({ client: serviceClient(), bucket, partSizeBytes: PART });
+    const parts = [randomBytes(6 * MiB), randomBytes(5 * MiB), randomBytes(MiB + 7)];
+    const sources: { key: string; bytes: number }[] = [];
+    for (const [i, bytes] of parts.entries()) {
+      const key = `parts/p${i}`;
+      await store.put(key, (async function* () { yield bytes; })(), { contentType: "application/octet-stream" });
+      sources.push({ key, bytes: bytes.length });
+    }
+    const whole = Buffer.concat(parts);
+    expect(await store.compose("files/whole", sources, { contentType: "text/csv" })).toEqual({ bytes: whole.length });
+    expect(sha(await readAll(await store.get("files/whole", undefined)))).toBe(sha(whole));
+    const head = await serviceClient().send(new HeadObjectCommand({ Bucket: bucket, Key: "files/whole" }));
+    expect(head.ContentType).toBe("text/csv");
+    // The sources are copied, not moved.
+    for (const source of sources) expect(await store.head(source.key)).toEqual({ bytes: source.bytes });
+
+    // S3 refuses parts under 5 MiB except the last, and more than 10,000 parts: not composable.
+    expect(await store.compose("files/small-first", [sources[2]!, sources[0]!], { contentType: "text/plain" })).toBeUndefined();
+    expect(await store.compose("files/none", [], { contentType: "text/plain" })).toBeUndefined();
+    expect(await store.compose("files/many", Array.from({ length: 10_001 }, () => sources[0]!), { contentType: "text/plain" })).toBeUndefined();
+
+    // A missing source: not_found, and nothing left behind (no object, no multipart upload).
+    const missing = [sources[0]!, { key: "parts/gone", bytes: 5 * MiB }, sources[2]!];
+    await expect(store.compose("files/broken", missing, { contentType: "text/plain" })).rejects.toMatchObject({ code: "not_found" });
+    expect(await listAllKeys(bucket)).toEqual(["files/whole", "parts/p0", "parts/p1", "parts/p2"]);
+    expect(await listMultipartUploads(bucket)).toEqual([]);
   });
 
   it("reports a missing bucket as unavailable, without naming it", async () => {
