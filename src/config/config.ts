@@ -66,7 +66,11 @@ export interface S3StorageConfig {
   /** Per S3 command, retries included. */
   maxAttempts: number;
   retryMode: "standard" | "adaptive";
+  /** Whether SigV4 signs the SHA-256 of the bytes of each PutObject and UploadPart (see s3-client.ts). */
+  payloadSigning: PayloadSigning;
 }
+
+export type PayloadSigning = "auto" | "always" | "never";
 
 export interface LocalFsStorageConfig {
   type: "inline::localfs";

@@ -151,6 +151,7 @@ function s3StorageConfig(s3: S3ProviderYaml): Config["storage"] {
     requestTimeoutMs: Math.round((s3.request_timeout_seconds ?? DEFAULT_S3_REQUEST_TIMEOUT_SECONDS) * 1000),
     maxAttempts: s3.max_attempts ?? DEFAULT_S3_MAX_ATTEMPTS,
     retryMode: s3.retry_mode ?? "standard",
+    payloadSigning: s3.payload_signing ?? "auto",
   };
 }
 

@@ -93,6 +93,7 @@ export const s3ProviderSchema = z.strictObject({
   request_timeout_seconds: optional(seconds(3600)),
   max_attempts: optional(int(1, 10)),
   retry_mode: optional(z.enum(["standard", "adaptive"], { error: 'retry_mode must be "standard" or "adaptive"' })),
+  payload_signing: optional(z.enum(["auto", "always", "never"], { error: 'payload_signing must be "auto", "always" or "never"' })),
   default_ttl_seconds: optional(defaultTtlSeconds),
   reaper: optional(reaper),
 });

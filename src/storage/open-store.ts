@@ -25,6 +25,7 @@ export async function openObjectStore(
     requestTimeoutMs: storage.requestTimeoutMs,
     maxAttempts: storage.maxAttempts,
     retryMode: storage.retryMode,
+    payloadSigning: storage.payloadSigning,
     metrics: options.metrics,
     onRetry: options.onS3Retry,
   });

@@ -1,5 +1,5 @@
 import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
-import type { FinalizeRequestMiddleware, MetadataBearer } from "@smithy/types";
+import type { BuildMiddleware, FinalizeRequestMiddleware, MetadataBearer } from "@smithy/types";
 import type { S3OperationSink } from "../observability/sinks.js";
 import { instrumentS3Client } from "./s3-metrics.js";
 
@@ -27,6 +27,11 @@ export interface S3ConnectionOptions {
   connectTimeoutMs?: number;
   /** Time allowed until the response headers arrive (for uploads, this includes sending the body). */
   requestTimeoutMs?: number;
+  /**
+   * Whether SigV4 signs a SHA-256 of the bytes of every PutObject and UploadPart. "auto" (the
+   * default): only over plain HTTP, as boto3 does, since TLS already protects the bytes in transit.
+   */
+  payloadSigning?: "auto" | "always" | "never";
   /** Receives each command's duration and failures. */
   metrics?: S3OperationSink;
   /** Called as a failed attempt is retried (a command that succeeds on a retry is otherwise invisible). */
@@ -87,6 +92,7 @@ export function createS3Client(opts: S3ConnectionOptions): S3Client {
   if (opts.maxAttempts !== undefined) config.maxAttempts = opts.maxAttempts;
   if (opts.retryMode !== undefined) config.retryMode = opts.retryMode;
   const client = new S3Client(config);
+  if (!signsPayloads(opts.payloadSigning ?? "auto", opts.endpointUrl)) sendUnsignedPayloads(client);
   if (opts.metrics) instrumentS3Client(client, opts.metrics);
   const { metrics, onRetry } = opts;
   if (metrics || onRetry) {
@@ -96,6 +102,30 @@ export function createS3Client(opts: S3ConnectionOptions): S3Client {
     });
   }
   return client;
+}
+
+/** Over HTTPS (AWS itself, or an https:// endpoint) "auto" leaves the payload unsigned. */
+export function signsPayloads(setting: "auto" | "always" | "never", endpointUrl: string | undefined): boolean {
+  if (setting !== "auto") return setting === "always";
+  return endpointUrl !== undefined && endpointUrl !== "" && new URL(endpointUrl).protocol === "http:";
+}
+
+/** The commands whose bodies are file bytes. */
+const BODY_COMMANDS = new Set(["PutObjectCommand", "UploadPartCommand"]);
+
+/**
+ * The signer hashes a Buffer body with SHA-256 for x-amz-content-sha256 unless that header is
+ * already set; this sets it to UNSIGNED-PAYLOAD, which S3 accepts (the SDK itself sends streamed
+ * bodies that way). The service hashes every byte once already, for the file's own SHA-256: the
+ * signer's pass was a second one, the largest single CPU cost of an upload (BENCHMARKS.md).
+ */
+function sendUnsignedPayloads(client: S3Client): void {
+  const middleware: BuildMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
+    const request = args.request as { headers?: Record<string, string> } | undefined;
+    if (BODY_COMMANDS.has(context.commandName ?? "") && request?.headers) request.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
+    return next(args);
+  };
+  client.middlewareStack.add(middleware, { step: "build", name: "filesUnsignedPayload" });
 }
 
 /**

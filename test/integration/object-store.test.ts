@@ -14,12 +14,13 @@ import { runInNewContext } from "node:vm";
 import { afterAll, describe, expect, it } from "vitest";
 import { ensureBucket } from "../../src/storage/bucket.js";
 import { LocalFsObjectStore } from "../../src/storage/local-fs-object-store.js";
-import { createS3Client } from "../../src/storage/s3-client.js";
+import { createS3Client, signsPayloads } from "../../src/storage/s3-client.js";
 import { S3ObjectStore } from "../../src/storage/s3-object-store.js";
 import { objectStoreContract } from "../contract/object-store.contract.js";
 import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Client, testS3Endpoint } from "../support/env.js";
 import { MemoryObjectStore } from "../support/memory-object-store.js";
 import { freePort } from "../support/moto.js";
+import { startS3FaultProxy } from "../support/s3-fault-proxy.js";
 
 const MiB = 1024 * 1024;
 const PART = 5 * MiB;
@@ -257,6 +258,41 @@ describe("S3ObjectStore specifics", () => {
 });
 
 describe("createS3Client", () => {
+  it.each([
+    ["never", "unsigned"],
+    ["always", "signed"],
+    ["auto", "signed"], // the proxy is plain http
+  ] as const)("payload_signing %s: PutObject and UploadPart bodies are %s, and stored intact", async (setting, expected) => {
+    const bucket = await createTestBucket(`object-store-signing-${setting}`);
+    const proxy = await startS3FaultProxy(testS3Endpoint());
+    try {
+      const client = createS3Client({ region: "us-east-1", endpointUrl: proxy.endpoint, accessKeyId: "test", secretAccessKey: "test", payloadSigning: setting });
+      clients.push(client);
+      const store = new S3ObjectStore({ client, bucket, partSizeBytes: PART });
+      for (const size of [1000, 2 * PART + 5]) {
+        const bytes = randomBytes(size);
+        await store.put(`k${size}`, (async function* () { yield bytes; })(), { contentType: "application/octet-stream" });
+        expect(sha(await readAll(await store.get(`k${size}`, undefined)))).toBe(sha(bytes));
+      }
+      const bodies = [...proxy.requests("PutObject"), ...proxy.requests("UploadPart")];
+      expect(bodies).toHaveLength(4);
+      for (const r of bodies) {
+        if (expected === "unsigned") expect(r.contentSha256).toBe("UNSIGNED-PAYLOAD");
+        else expect(r.contentSha256).toMatch(/^[0-9a-f]{64}$/);
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("signs payloads by default only over plain http", () => {
+    expect(signsPayloads("auto", "http://minio.internal:9000")).toBe(true);
+    expect(signsPayloads("auto", "https://minio.internal")).toBe(false);
+    expect(signsPayloads("auto", undefined)).toBe(false); // AWS, over https
+    expect(signsPayloads("always", "https://s3.amazonaws.com")).toBe(true);
+    expect(signsPayloads("never", "http://127.0.0.1:9000")).toBe(false);
+  });
+
   it("defaults to path style and WHEN_REQUIRED checksums for a custom endpoint", async () => {
     const client = serviceClient();
     expect(client.config.forcePathStyle).toBe(true);

@@ -54,6 +54,8 @@ export interface ProxiedRequest {
   /** The status the client got; undefined while stalled, or when the client gave up first. */
   status?: number;
   fault?: Fault;
+  /** The x-amz-content-sha256 header: the signed payload hash, or UNSIGNED-PAYLOAD. */
+  contentSha256?: string;
 }
 
 export interface S3FaultProxy {
@@ -140,7 +142,8 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
 
   const server = http.createServer((req, res) => {
     const { operation, key } = classify(req.method ?? "GET", req.url ?? "/");
-    const entry: ProxiedRequest = { operation, method: req.method ?? "GET", key };
+    const contentSha256 = req.headers["x-amz-content-sha256"];
+    const entry: ProxiedRequest = { operation, method: req.method ?? "GET", key, ...(typeof contentSha256 === "string" && { contentSha256 }) };
     log.push(entry);
     const fault = takeFault(operation, key);
     if (fault !== undefined) entry.fault = fault;

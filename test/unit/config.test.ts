@@ -207,7 +207,9 @@ describe("S3 options", () => {
       maxAttempts: 5,
       retryMode: "adaptive",
     });
-    expect(load("  sse: AES256\n").storage).toMatchObject({ sse: "AES256", sseKmsKeyId: undefined });
+    expect(load("  sse: AES256\n").storage).toMatchObject({ sse: "AES256", sseKmsKeyId: undefined, payloadSigning: "auto" });
+    expect(load("  payload_signing: never\n").storage).toMatchObject({ payloadSigning: "never" });
+    expect(() => load("  payload_signing: sometimes\n")).toThrow(/payload_signing must be "auto", "always" or "never"/);
     expect(load("  sse: aws:kms\n").storage).toMatchObject({ sse: "aws:kms", sseKmsKeyId: undefined });
   });
 
