@@ -119,7 +119,7 @@ export async function withServer<T>(ctx: Context, kind: ServerKind, db: string, 
   if (kind === "service") {
     const dbPath = serviceDbPath(ctx, db);
     await mkdir(join(ctx.dir, `service-${db}`), { recursive: true });
-    const configPath = await writeServiceConfig(join(ctx.dir, `service-${db}`), ctx.s3, ctx.buckets.service, dbPath, ctx.options.maxFileBytes);
+    const configPath = await writeServiceConfig(join(ctx.dir, `service-${db}`), ctx.s3, ctx.buckets.service, dbPath, ctx.options.maxFileBytes, ctx.options.payloadSigning);
     server = await startService(configPath, ctx.cpuProfDir);
     ctx.phaseOfPid.set(server.pid, phase);
   } else {

@@ -21,6 +21,8 @@ export interface Options {
   smallConcurrency: number[];
   retrieveOps: number;
   cpuProf: boolean;
+  /** The service's payload_signing; undefined leaves its default (auto). */
+  payloadSigning: "auto" | "always" | "never" | undefined;
   timeoutMinutes: number;
   /** The service's max_file_bytes: room for the largest size. */
   maxFileBytes: number;
@@ -39,6 +41,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --small-concurrency LIST  (default: 1,16,64)
   --retrieve-ops N   retrieve by id: requests per target (default: 2000)
   --cpu-prof         run this service under node --cpu-prof; print its top self-time functions
+  --payload-signing auto|always|never
+                     the service's payload_signing S3 option (default: not set, i.e. auto)
   --timeout-min M    abort the whole run after M minutes (default: 120)
 
 S3: S3_BENCH_ENDPOINT or S3_ENDPOINT (credentials AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, region
@@ -90,6 +94,7 @@ export function parseOptions(argv: string[] = process.argv.slice(2)): Options | 
       "small-concurrency": { type: "string", default: "1,16,64" },
       "retrieve-ops": { type: "string", default: "2000" },
       "cpu-prof": { type: "boolean", default: false },
+      "payload-signing": { type: "string" },
       "timeout-min": { type: "string", default: "120" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -110,7 +115,13 @@ export function parseOptions(argv: string[] = process.argv.slice(2)): Options | 
     smallConcurrency: values["small-concurrency"].split(",").map((s) => positiveInt(s.trim(), "--small-concurrency")),
     retrieveOps: positiveInt(values["retrieve-ops"], "--retrieve-ops"),
     cpuProf: values["cpu-prof"],
+    payloadSigning: payloadSigning(values["payload-signing"]),
     timeoutMinutes: positiveInt(values["timeout-min"], "--timeout-min"),
     maxFileBytes: Math.max(512 * MiB, ...sizes),
   };
+}
+
+function payloadSigning(value: string | undefined): Options["payloadSigning"] {
+  if (value === undefined || value === "auto" || value === "always" || value === "never") return value;
+  throw new Error(`--payload-signing: expected auto, always or never, got '${value}'`);
 }

@@ -203,6 +203,7 @@ async function main(options: Options): Promise<number> {
   log(`S3: ${kind} at ${endpoint}; temp dir ${dir}`);
   log(`scenarios ${options.scenarios.join(",")}; targets ${options.targets.join(",")}; sizes ${options.sizes.map(formatSize).join(",")}; rows ${options.rows}`);
   if (options.cpuProf) log(`--cpu-prof: this service runs under the V8 profiler (its figures are slower than without); profiles go to ${ctx.cpuProfDir}`);
+  if (options.payloadSigning) log(`this service runs with payload_signing: ${options.payloadSigning}`);
 
   const python = await pythonFound;
   const reference: ReferenceInfo = wantsReference

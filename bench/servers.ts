@@ -52,12 +52,20 @@ async function terminate(child: import("node:child_process").ChildProcess, label
 // ---------------------------------------------------------------------------
 
 /** Writes the service's config (its own bucket and SQLite file) and returns its path. */
-export async function writeServiceConfig(dir: string, s3: S3Settings, bucket: string, dbPath: string, maxFileBytes: number): Promise<string> {
+export async function writeServiceConfig(
+  dir: string,
+  s3: S3Settings,
+  bucket: string,
+  dbPath: string,
+  maxFileBytes: number,
+  payloadSigning?: "auto" | "always" | "never",
+): Promise<string> {
   const config = {
     ...s3ProviderConfig(s3.endpoint, bucket, { type: "sqlite", db_path: dbPath }, {
       region: s3.region,
       aws_access_key_id: s3.accessKeyId,
       aws_secret_access_key: s3.secretAccessKey,
+      ...(payloadSigning && { payload_signing: payloadSigning }),
     }),
     server: { host: "127.0.0.1", limits: { max_file_bytes: maxFileBytes } },
   };
