@@ -23,8 +23,7 @@ export function abortReason(signal: AbortSignal): unknown {
 }
 
 /**
- * Re-yields `body`, recording into `failure` the body's error or the signal's reason, and
- * into `tally` (when given) the bytes passed on.
+ * Re-yields `body`, recording into `failure` the body's error or the signal's reason.
  *
  * A pending `next()` is raced against the signal: a client that stops sending must not
  * pin the upload forever. The abandoned iterator is told to `return()` without waiting,
@@ -34,7 +33,6 @@ export async function* guardBody(
   body: AsyncIterable<Uint8Array>,
   signal: AbortSignal | undefined,
   failure: FirstError,
-  tally?: { bytes: number },
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const iterator = body[Symbol.asyncIterator]();
   let done = false;
@@ -52,7 +50,6 @@ export async function* guardBody(
         done = true;
         return;
       }
-      if (tally) tally.bytes += step.value.byteLength;
       yield step.value;
     }
   } finally {
