@@ -114,11 +114,13 @@ export class S3ObjectStore implements ObjectStore {
   /**
    * Joins stored objects into `key` inside S3: a multipart upload whose parts are UploadPartCopy
    * requests, so the bytes never leave S3. S3 takes that only when every source but the last is
-   * 5 MiB to 5 GiB and there are at most 10,000; for anything else this answers undefined.
+   * 5 MiB to 5 GiB and there are at most 10,000; for anything else this answers undefined, and
+   * also for a total within one part, which is cheaper to write again as one PutObject.
    */
   async compose(key: string, sources: readonly StoredSource[], options: { contentType: string }): Promise<{ bytes: number } | undefined> {
     const last = sources.length - 1;
     if (sources.length === 0 || sources.length > MAX_PARTS) return undefined;
+    if (sources.reduce((sum, s) => sum + s.bytes, 0) <= this.partSizeBytes) return undefined;
     if (sources.some((s, i) => s.bytes > MAX_PART_SIZE || (i < last && s.bytes < MIN_PART_SIZE))) return undefined;
     const sink = this.sinkFor(key, options.contentType);
     let uploadId: string | undefined;

@@ -290,6 +290,27 @@ describe("with max_attempts: 1, one 503 SlowDown fails the call cleanly", () => 
     await s.openai.files.delete(id!);
   });
 
+  it("Uploads joined inside S3: a 503 on a part copy fails complete cleanly, and the upload can be completed again", async () => {
+    const parts = [randomBytes(PART), randomBytes(PART), randomBytes(1000)];
+    const created = await s.openai.uploads.create({ bytes: PART * 2 + 1000, filename: "c.bin", mime_type: "application/octet-stream", purpose: "user_data" });
+    const ids: string[] = [];
+    for (const p of parts) ids.push((await s.openai.uploads.parts.create(created.id, { data: await toFile(p, "p") })).id);
+    s.proxy.reset();
+    // A part copy is an UploadPart request (with x-amz-copy-source) for the new file's key.
+    s.proxy.inject({ operation: "UploadPart", key: /^file-/, fault: "slow-down" });
+    expect((await apiError(s.openai.uploads.complete(created.id, { part_ids: ids }))).status).toBe(503);
+    expect(statuses(s.proxy, "UploadPart")).toContain(503);
+    // Joined by copies inside S3, not by sending the bytes again.
+    expect(s.proxy.requests("UploadPart").every((r) => r.copies)).toBe(true);
+    expect(s.proxy.requests("PutObject")).toEqual([]);
+    await expectNothingLeft();
+    expect((await s.openai.uploads.complete(created.id, { part_ids: ids })).status).toBe("completed");
+    expect(await listAllKeys(s.bucket, "uploads/")).toEqual([]);
+    const [id] = await fileIds(s.openai);
+    expect(sha256(await content(s.openai, id!))).toBe(sha256(Buffer.concat(parts)));
+    await s.openai.files.delete(id!);
+  });
+
   it("a download: REST 503 and gRPC UNAVAILABLE, and the file is still there afterwards", async () => {
     const data = randomBytes(20_000);
     const file = await upload(s.openai, data);

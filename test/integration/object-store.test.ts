@@ -239,6 +239,8 @@ describe("S3ObjectStore specifics", () => {
     // S3 refuses parts under 5 MiB except the last, and more than 10,000 parts: not composable.
     expect(await store.compose("files/small-first", [sources[2]!, sources[0]!], { contentType: "text/plain" })).toBeUndefined();
     expect(await store.compose("files/none", [], { contentType: "text/plain" })).toBeUndefined();
+    // One part's worth or less is cheaper to write again as one PutObject.
+    expect(await store.compose("files/one-part", [sources[1]!], { contentType: "text/plain" })).toBeUndefined();
     expect(await store.compose("files/many", Array.from({ length: 10_001 }, () => sources[0]!), { contentType: "text/plain" })).toBeUndefined();
 
     // A missing source: not_found, and nothing left behind (no object, no multipart upload).

@@ -56,6 +56,8 @@ export interface ProxiedRequest {
   fault?: Fault;
   /** The x-amz-content-sha256 header: the signed payload hash, or UNSIGNED-PAYLOAD. */
   contentSha256?: string;
+  /** Whether it names an x-amz-copy-source (a CopyObject, or an UploadPart that copies). */
+  copies?: boolean;
 }
 
 export interface S3FaultProxy {
@@ -143,7 +145,13 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
   const server = http.createServer((req, res) => {
     const { operation, key } = classify(req.method ?? "GET", req.url ?? "/");
     const contentSha256 = req.headers["x-amz-content-sha256"];
-    const entry: ProxiedRequest = { operation, method: req.method ?? "GET", key, ...(typeof contentSha256 === "string" && { contentSha256 }) };
+    const entry: ProxiedRequest = {
+      operation,
+      method: req.method ?? "GET",
+      key,
+      ...(typeof contentSha256 === "string" && { contentSha256 }),
+      ...(req.headers["x-amz-copy-source"] !== undefined && { copies: true }),
+    };
     log.push(entry);
     const fault = takeFault(operation, key);
     if (fault !== undefined) entry.fault = fault;
