@@ -122,7 +122,9 @@ export class S3ObjectStore implements ObjectStore {
     if (sources.length === 0 || sources.length > MAX_PARTS) return undefined;
     if (sources.reduce((sum, s) => sum + s.bytes, 0) <= this.partSizeBytes) return undefined;
     if (sources.some((s, i) => s.bytes > MAX_PART_SIZE || (i < last && s.bytes < MIN_PART_SIZE))) return undefined;
-    const sink = this.sinkFor(key, options.contentType);
+    // No checksum algorithm on the upload: copies send no bytes to check, and a part copy need not
+    // report a checksum that the complete would then have to repeat.
+    const sink = this.sinkFor(key, options.contentType, { partChecksums: false });
     let uploadId: string | undefined;
     try {
       uploadId = await sink.begin();
@@ -152,7 +154,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /** The S3 calls of one put. */
-  private sinkFor(key: string, contentType: string): PartSink {
+  private sinkFor(key: string, contentType: string, options: { partChecksums: boolean } = { partChecksums: true }): PartSink {
     const { client, bucket, sse } = this;
     const target = { Bucket: bucket, Key: key };
     return {
@@ -162,7 +164,7 @@ export class S3ObjectStore implements ObjectStore {
       async begin() {
         // As lib-storage does: when the client adds checksums to parts, the upload must be
         // created with that algorithm, and the complete must repeat each part's checksum.
-        const checksums = (await client.config.requestChecksumCalculation()) === "WHEN_SUPPORTED";
+        const checksums = options.partChecksums && (await client.config.requestChecksumCalculation()) === "WHEN_SUPPORTED";
         const out = await client.send(
           new CreateMultipartUploadCommand({ ...target, ContentType: contentType, ...sse, ...(checksums && { ChecksumAlgorithm: "CRC32" }) }),
         );

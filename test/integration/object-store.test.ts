@@ -287,6 +287,29 @@ describe("createS3Client", () => {
     }
   });
 
+  it("with AWS's default checksums (WHEN_SUPPORTED) and unsigned payloads, single and multipart puts and compose store the exact bytes", async () => {
+    const bucket = await createTestBucket("object-store-aws-defaults");
+    const client = createS3Client({
+      region: "us-east-1",
+      endpointUrl: testS3Endpoint(),
+      accessKeyId: "test",
+      secretAccessKey: "test",
+      payloadSigning: "never",
+      requestChecksumCalculation: "WHEN_SUPPORTED",
+      responseChecksumValidation: "WHEN_SUPPORTED",
+    });
+    clients.push(client);
+    const store = new S3ObjectStore({ client, bucket, partSizeBytes: PART });
+    const bodies = [randomBytes(1000), randomBytes(2 * PART + 3)];
+    for (const [i, bytes] of bodies.entries()) {
+      await store.put(`k${i}`, (async function* () { yield bytes; })(), { contentType: "application/octet-stream" });
+      expect(sha(await readAll(await store.get(`k${i}`, undefined)))).toBe(sha(bytes));
+    }
+    const composed = await store.compose("joined", [{ key: "k1", bytes: bodies[1]!.length }, { key: "k0", bytes: 1000 }], { contentType: "text/plain" });
+    expect(composed).toEqual({ bytes: bodies[1]!.length + 1000 });
+    expect(sha(await readAll(await store.get("joined", undefined)))).toBe(sha(Buffer.concat([bodies[1]!, bodies[0]!])));
+  });
+
   it("signs payloads by default only over plain http", () => {
     expect(signsPayloads("auto", "http://minio.internal:9000")).toBe(true);
     expect(signsPayloads("auto", "https://minio.internal")).toBe(false);
