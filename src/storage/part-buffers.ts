@@ -5,26 +5,36 @@
  * buffer per part (as lib-storage's Buffer.concat does) leaves the spent ones for the garbage
  * collector, and the process's RSS climbs well past the parts actually in flight before V8 gets
  * round to them. Reusing buffers keeps the memory of a put at its parts in flight. Spare buffers
- * are kept only while some put is running, so an idle server holds none.
+ * outlive the last put by `keepMs`, so back-to-back puts (an Upload's parts) reuse them too, and
+ * an idle server holds none.
  */
 export class PartBuffers {
   private readonly spare: Buffer[] = [];
   private users = 0;
+  private trim: NodeJS.Timeout | undefined;
 
   /** @param maxSpare spare buffers kept at most (more come and go with the garbage collector) */
   constructor(
     readonly size: number,
     private readonly maxSpare: number,
+    private readonly keepMs = 2_000,
   ) {}
 
   /** Call once per put before `take`; pair with `leave`. */
   enter(): void {
     this.users++;
+    clearTimeout(this.trim);
+    this.trim = undefined;
   }
 
   leave(): void {
     this.users--;
-    if (this.users === 0) this.spare.length = 0;
+    if (this.users > 0 || this.spare.length === 0) return;
+    this.trim = setTimeout(() => {
+      this.trim = undefined;
+      if (this.users === 0) this.spare.length = 0;
+    }, this.keepMs);
+    this.trim.unref();
   }
 
   take(): Buffer {
@@ -34,5 +44,10 @@ export class PartBuffers {
 
   give(buffer: Buffer): void {
     if (this.users > 0 && buffer.length === this.size && this.spare.length < this.maxSpare) this.spare.push(buffer);
+  }
+
+  /** Spare buffers held now (for tests). */
+  get spares(): number {
+    return this.spare.length;
   }
 }

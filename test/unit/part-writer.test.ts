@@ -143,17 +143,21 @@ describe("writeInParts", () => {
     expect(sha(assembled(rec))).toBe(sha(data));
   });
 
-  it("lets the spare buffers go once no put is running", async () => {
-    const buffers = new PartBuffers(PART, 4);
+  it("keeps spare buffers for the next put a little while, then lets them go", async () => {
+    const buffers = new PartBuffers(PART, 4, 50);
     const { sink } = recordingSink();
     await writeInParts(chunked(randomBytes(5 * PART), 100), { partSize: PART, concurrency: 2, buffers }, sink);
+    expect(buffers.spares).toBeGreaterThan(0); // kept after the put ended
     buffers.enter();
     const first = buffers.take();
     buffers.give(first);
-    expect(buffers.take()).toBe(first); // reused while a put runs
+    expect(buffers.take()).toBe(first); // a put soon after reuses them
+    buffers.give(first);
     buffers.leave();
+    await new Promise((r) => setTimeout(r, 120));
+    expect(buffers.spares).toBe(0); // an idle store holds none
     buffers.enter();
-    expect(buffers.take()).not.toBe(first); // dropped when the last put ended
+    expect(buffers.take()).not.toBe(first);
     buffers.leave();
   });
 
