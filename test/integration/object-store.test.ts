@@ -165,7 +165,9 @@ describe("S3ObjectStore specifics", () => {
     }
     const liveGrowth = livePeak - live(start);
     const rssGrowth = rssPeak - start.rss;
-    const limit = (concurrency + 2) * PART + 20 * MiB;
+    // The slack covers the SDK, sockets and heap noise when other test files run alongside (up to
+    // about 46 MiB of live growth seen then); lib-storage's fresh buffers still grew RSS past it.
+    const limit = (concurrency + 2) * PART + 24 * MiB;
     console.log(
       `[memory] 200 MiB put: live growth ${(liveGrowth / MiB).toFixed(1)} MiB, rss growth ` +
         `${(rssGrowth / MiB).toFixed(1)} MiB (limit ${(limit / MiB).toFixed(0)} MiB)`,
