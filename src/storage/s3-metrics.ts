@@ -2,8 +2,8 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { S3OperationSink } from "../observability/sinks.js";
 
 /**
- * Times every command the client sends (PutObject, UploadPart, GetObject...), including those
- * lib-storage sends for multipart uploads. At the initialize step one observation spans all of a
+ * Times every command the client sends (PutObject, UploadPart, UploadPartCopy, GetObject...),
+ * those of multipart uploads included. At the initialize step one observation spans all of a
  * command's retries; it ends when the response headers have been read, so a GetObject's time does
  * not include streaming its body.
  */
