@@ -8,7 +8,6 @@
  * reference files' bytes, the pending upload, every key in the bucket and the multipart uploads.
  */
 import { createHash, randomBytes } from "node:crypto";
-import http from "node:http";
 import { join } from "node:path";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
 import { Code, createClient, type Client, type Interceptor } from "@connectrpc/connect";
@@ -26,6 +25,7 @@ import {
 import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Endpoint } from "../support/env.js";
 import { grpcJsClient, type FilesTestClient } from "../support/grpc-clients.js";
 import { s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
+import { rawRequest, type RawAnswer } from "../support/raw-http.js";
 import { MiB, rejection, sha256 } from "../support/test-helpers.js";
 
 const MAX_FILE = MiB;
@@ -42,33 +42,11 @@ const TEN_KB_ID = `file-${"a".repeat(10 * 1024)}`;
 // ---------------------------------------------------------------------------------------------------
 // Raw HTTP
 
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
+type Answer = RawAnswer;
 
 /** One request on its own connection, with the path sent verbatim (fetch would normalise it). */
-function send(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    let answered = false;
-    // Framed explicitly: Node sends an OPTIONS or DELETE body unframed unless told its length.
-    if (body !== undefined) headers = { "content-length": String(Buffer.byteLength(body)), ...headers };
-    const req = http.request({ host: "127.0.0.1", port, method, path, headers, agent: false }, (res) => {
-      answered = true;
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on("error", reject);
-    });
-    // A server that answers early may close while the body is still going out; its answer is what counts.
-    req.on("error", (err) => {
-      if (!answered) reject(err);
-    });
-    req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${method} ${path.slice(0, 200)} within 20 s`)));
-    req.end(body);
-  });
-}
+const send = (port: number, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<Answer> =>
+  rawRequest(port, method, path, { headers, body });
 
 const json = (body: unknown) => ({ headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 

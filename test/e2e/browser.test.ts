@@ -17,6 +17,7 @@ import { CONTENT_SECURITY_POLICY, webAssets } from "../../src/transport/web-asse
 import { launchChromium } from "../support/chromium.js";
 import { createTestBucket, listAllKeys, tempDir, testS3Endpoint } from "../support/env.js";
 import { REPO_ROOT, s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
+import { rawRequest } from "../support/raw-http.js";
 import { eventually, MiB, sha256 } from "../support/test-helpers.js";
 
 interface RestFile {
@@ -83,19 +84,6 @@ async function restList(query: string): Promise<RestList> {
 
 const rowNames = () => page.locator("#file-rows td.name").allTextContents();
 
-/** One raw HTTP/1.1 request, so the path reaches the server exactly as written (fetch would normalise "/../"). */
-function rawRequest(port: number, path: string, method = "GET", headers: Record<string, string> = {}) {
-  return new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, path, method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 describe("serving the page", () => {
   it("serves / and its assets with their types, nosniff, a self-only CSP and revalidation", async () => {
@@ -108,7 +96,7 @@ describe("serving the page", () => {
       ["/favicon.svg", "image/svg+xml", "favicon.svg"],
     ];
     for (const [path, type, file] of expected) {
-      const res = await rawRequest(server.port, path);
+      const res = await rawRequest(server.port, "GET", path);
       expect(res.status, path).toBe(200);
       expect(res.headers["content-type"], path).toBe(type);
       expect(res.headers["x-content-type-options"], path).toBe("nosniff");
@@ -117,22 +105,22 @@ describe("serving the page", () => {
       expect(res.body.equals(await readFile(join(REPO_ROOT, "dist/web", file))), path).toBe(true);
       expect(Number(res.headers["content-length"]), path).toBe(res.body.length);
 
-      const head = await rawRequest(server.port, path, "HEAD");
+      const head = await rawRequest(server.port, "HEAD", path);
       expect(head.status, path).toBe(200);
       expect(head.body.length, path).toBe(0);
       expect(head.headers["content-length"], path).toBe(res.headers["content-length"]);
 
-      const again = await rawRequest(server.port, path, "GET", { "if-none-match": String(res.headers.etag) });
+      const again = await rawRequest(server.port, "GET", path, { headers: { "if-none-match": String(res.headers.etag) } });
       expect(again.status, path).toBe(304);
       expect(again.body.length, path).toBe(0);
     }
     expect(CONTENT_SECURITY_POLICY).toMatch(/^default-src 'self';/);
     expect(CONTENT_SECURITY_POLICY).not.toMatch(/unsafe|\*/);
 
-    const html = (await rawRequest(server.port, "/?from=bookmark")).body.toString();
+    const html = (await rawRequest(server.port, "GET", "/?from=bookmark")).body.toString();
     expect(html).toContain('<script type="module" src="/main.js"></script>');
 
-    const post = await rawRequest(server.port, "/", "POST");
+    const post = await rawRequest(server.port, "POST", "/");
     expect(post.status).toBe(405);
     expect(post.headers.allow).toBe("GET, HEAD");
   });
@@ -154,7 +142,7 @@ describe("serving the page", () => {
       "/index.htm",
       "/MAIN.JS",
     ]) {
-      const res = await rawRequest(server.port, path);
+      const res = await rawRequest(server.port, "GET", path);
       expect(res.status, path).toBe(404);
       expect(res.body.toString(), path).not.toContain(packageJson.slice(0, 40));
     }
@@ -172,12 +160,12 @@ describe("serving the page", () => {
     await new Promise<void>((r) => plain.listen(0, "127.0.0.1", r));
     try {
       const { port } = plain.address() as AddressInfo;
-      const root = await rawRequest(port, "/");
+      const root = await rawRequest(port, "GET", "/");
       expect(root.status).toBe(404);
       expect(root.headers["content-type"]).toBe("text/plain; charset=utf-8");
       expect(root.body.toString()).toMatch(/^The browser client is not built: run `npm run build`/);
-      expect((await rawRequest(port, "/main.js")).status).toBe(404);
-      expect((await rawRequest(port, "/v1/files")).status).toBe(418);
+      expect((await rawRequest(port, "GET", "/main.js")).status).toBe(404);
+      expect((await rawRequest(port, "GET", "/v1/files")).status).toBe(418);
     } finally {
       await new Promise((r) => plain.close(r));
     }

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Endpoint } from "../support/env.js";
 import { s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
+import { rawRequest } from "../support/raw-http.js";
 import { eventually, MiB, sha256 } from "../support/test-helpers.js";
 
 const BOUNDARY = "----rest-edges-7d1f0c";
@@ -83,24 +84,6 @@ async function expectError(res: Response, status: number, param: string | null |
   return body.error;
 }
 
-/** A request with an exact path (fetch would normalise dot segments), answered in full. */
-function rawRequest(
-  port: number,
-  method: string,
-  path: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, method, path, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 /** Every object in the bucket belongs to a file the server lists (key_prefix is empty: key = file id). */
 async function expectOnlyFileObjects(baseUrl: string, bucket: string): Promise<void> {
@@ -340,7 +323,7 @@ describe("REST edges", () => {
       expect(res.headers["content-type"]).toBe("text/csv");
       expect(res.headers.etag).toBe(`"${sha256(data)}"`);
       expect(res.body.length).toBe(0);
-      const ranged = await rawRequest(server.port, "HEAD", `/v1/files/${file.id}/content`, { range: "bytes=0-9" });
+      const ranged = await rawRequest(server.port, "HEAD", `/v1/files/${file.id}/content`, { headers: { range: "bytes=0-9" } });
       expect(ranged.status).toBe(206);
       expect(ranged.headers["content-range"]).toBe(`bytes 0-9/${data.length}`);
       expect(ranged.body.length).toBe(0);

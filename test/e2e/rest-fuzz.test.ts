@@ -10,12 +10,12 @@
  * listed file or to a part the server accepted. Replay a failure with FUZZ_SEED=<seed>.
  */
 import { createHash, randomBytes } from "node:crypto";
-import http from "node:http";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Endpoint } from "../support/env.js";
 import { s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
+import { rawRequest, type RawAnswer } from "../support/raw-http.js";
 import { sha256 } from "../support/test-helpers.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20260105);
@@ -37,31 +37,14 @@ let partsAccepted = 0;
 // ---------------------------------------------------------------------------------------------------
 // Raw HTTP
 
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
+type Answer = RawAnswer;
 
-function send(method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    let answered = false;
-    // Framed explicitly: Node sends an OPTIONS or DELETE body unframed unless told its length.
-    if (body !== undefined) headers = { "content-length": String(Buffer.byteLength(body)), ...headers };
-    const req = http.request({ host: "127.0.0.1", port: server.port, method, path, headers, agent: false }, (res) => {
-      answered = true;
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on("error", reject);
-    });
-    req.on("error", (err) => {
-      if (!answered) reject(new Error(`${err.message}; server exit: ${server.child.exitCode ?? server.child.signalCode}\n${server.output.slice(-10).join("\n")}`));
-    });
-    req.setTimeout(20_000, () => req.destroy(new Error(`no answer within 20 s to ${method} ${path.slice(0, 200)}`)));
-    req.end(body);
+const send = (method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<Answer> =>
+  rawRequest(server.port, method, path, {
+    headers,
+    body,
+    explain: (err) => new Error(`${err.message}; server exit: ${server.child.exitCode ?? server.child.signalCode}\n${server.output.slice(-10).join("\n")}`),
   });
-}
 
 interface ErrorBody {
   message: string;
