@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { BenchClient } from "./clients.js";
 import { BLOCK, MiB, type Payload } from "./payload.js";
-import { restBenchClient } from "./rest-client.js";
+import { restBenchClient, sendForm } from "./rest-client.js";
 
 export interface FileObject {
   id: string;
@@ -106,25 +106,7 @@ function sendPart(agent: http.Agent, baseUrl: string, uploadId: string, payload:
       "content-length": Buffer.byteLength(head) + bytes + Buffer.byteLength(tail),
     },
   });
-  return new Promise<string>((resolve, reject) => {
-    req.on("error", reject);
-    req.on("response", (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
-      res.on("end", () => {
-        if (res.statusCode !== 200) return reject(new Error(`POST /v1/uploads/${uploadId}/parts: ${res.statusCode} ${body.slice(0, 300)}`));
-        resolve((JSON.parse(body) as { id: string }).id);
-      });
-    });
-    (async () => {
-      req.write(head);
-      for (const block of payload.blocks(first, count)) {
-        if (!req.write(block)) await new Promise((r) => req.once("drain", r));
-      }
-      req.end(tail);
-    })().catch(reject);
-  });
+  return sendForm<{ id: string }>(req, `POST /v1/uploads/${uploadId}/parts`, head, payload.blocks(first, count), tail).then((part) => part.id);
 }
 
 /**

@@ -23,26 +23,7 @@ export function restBenchClient(baseUrl: string): BenchClient {
         "content-type": `multipart/form-data; boundary=${boundary}`,
         "content-length": Buffer.byteLength(head) + payload.bytes + Buffer.byteLength(tail),
       });
-      return new Promise<{ id: string } & Transferred>((resolve, reject) => {
-        req.on("error", reject);
-        req.on("response", (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (d: string) => (body += d));
-          res.on("end", () => {
-            if (res.statusCode !== 200) return reject(new Error(`POST /v1/files: ${res.statusCode} ${body}`));
-            const file = JSON.parse(body) as { id: string; bytes: number };
-            resolve({ id: file.id, bytes: file.bytes });
-          });
-        });
-        (async () => {
-          req.write(head);
-          for (const block of payload.blocks()) {
-            if (!req.write(block)) await new Promise((r) => req.once("drain", r));
-          }
-          req.end(tail);
-        })().catch(reject);
-      });
+      return sendForm<{ id: string; bytes: number }>(req, "POST /v1/files", head, payload.blocks(), tail).then((file) => ({ id: file.id, bytes: file.bytes }));
     },
     download(id: string) {
       return new Promise<Transferred>((resolve, reject) => {
@@ -75,4 +56,30 @@ export function restBenchClient(baseUrl: string): BenchClient {
     },
     close: () => agent.destroy(),
   };
+}
+
+/**
+ * Sends a multipart form as `head`, the payload's blocks (waiting for the socket to drain) and
+ * `tail`, and resolves with its JSON answer; anything but 200 is an error naming `label`.
+ */
+export function sendForm<T>(req: http.ClientRequest, label: string, head: string, blocks: Iterable<Buffer>, tail: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    req.on("error", reject);
+    req.on("response", (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => {
+        if (res.statusCode !== 200) return reject(new Error(`${label}: ${res.statusCode} ${body.slice(0, 300)}`));
+        resolve(JSON.parse(body) as T);
+      });
+    });
+    (async () => {
+      req.write(head);
+      for (const block of blocks) {
+        if (!req.write(block)) await new Promise((r) => req.once("drain", r));
+      }
+      req.end(tail);
+    })().catch(reject);
+  });
 }
