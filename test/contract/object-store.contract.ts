@@ -6,6 +6,7 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { FilesError } from "../../src/files/errors.js";
 import type { IncompleteWrite, ObjectStore, StoredObject } from "../../src/files/ports.js";
+import { readAll } from "../support/test-helpers.js";
 
 const MiB = 1024 * 1024;
 
@@ -33,12 +34,6 @@ async function* chunked(data: Uint8Array, cycle = CHUNK_CYCLE): AsyncGenerator<U
     at += size;
     if (i % 8 === 0) await new Promise((r) => setImmediate(r)); // let other work interleave
   }
-}
-
-async function readAll(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const chunk of body) parts.push(Buffer.from(chunk));
-  return Buffer.concat(parts);
 }
 
 async function collect<T extends StoredObject | IncompleteWrite>(items: AsyncIterable<T>): Promise<T[]> {

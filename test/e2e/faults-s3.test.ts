@@ -39,7 +39,7 @@ import { connectClient, grpcJsClient } from "../support/grpc-clients.js";
 import { freePort, startMoto, type MotoServer } from "../support/moto.js";
 import { runReconcile, writeConfigFile, type JsonReport } from "../support/reconcile-process.js";
 import { s3ProviderConfig, serverCommand, startServer, type ServerProcess } from "../support/server-process.js";
-import { chunked, eventually, MiB, sha256 } from "../support/test-helpers.js";
+import { bodyOf, chunked, eventually, MiB, sha256 } from "../support/test-helpers.js";
 
 const PART = 5 * MiB;
 const KEY_PREFIX = "faults-s3/";
@@ -315,7 +315,7 @@ describe("S3 down mid-upload (moto frozen, then thawed)", () => {
   it("after S3 returns: REST and gRPC uploads work on the same server, and earlier files read back", async () => {
     const pid = server.child.pid;
     const data = randomBytes(2 * PART + 17);
-    const viaRest = await restUpload(server.baseUrl, (async function* () { yield data; })(), data.length);
+    const viaRest = await restUpload(server.baseUrl, bodyOf(data), data.length);
     expect(viaRest.status, viaRest.body).toBe(200);
     const restFile = JSON.parse(viaRest.body) as { id: string; bytes: number };
     expect(restFile.bytes).toBe(data.length);
@@ -363,7 +363,7 @@ describe("S3 killed, then restarted on the same port", () => {
     await moto.stop(); // reaps it and releases its guard
     const grpc = connectClient(server.baseUrl);
 
-    const upload = await restUpload(server.baseUrl, (async function* () { yield randomBytes(2 * PART); })(), 2 * PART);
+    const upload = await restUpload(server.baseUrl, bodyOf(randomBytes(2 * PART)), 2 * PART);
     rest503(upload, "REST upload with S3 refusing connections");
     const failed = await failureOf(grpc.upload({ filename: "refused.bin", purpose: FilePurpose.USER_DATA }, [randomBytes(1000)]));
     expect(grpcCode(failed, "gRPC upload with S3 refusing connections")).toBe(Code.Unavailable);

@@ -24,7 +24,7 @@ import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3End
 import { connectClient } from "../support/grpc-clients.js";
 import { startS3FaultProxy, type S3FaultProxy } from "../support/s3-fault-proxy.js";
 import { s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
-import { MiB, rejection, sha256 } from "../support/test-helpers.js";
+import { bodyOf, MiB, rejection, sha256 } from "../support/test-helpers.js";
 
 const PART = 5 * MiB;
 
@@ -205,7 +205,7 @@ describe("the store built from the config reports each retry (onS3Retry)", () =>
       const bucket = await createTestBucket(`s3-faults-${mode}`);
       const { store, retries, failures, counted } = await storeFor(proxy.endpoint, bucket, { retry_mode: mode });
       proxy.inject({ operation: "PutObject", fault: "slow-down", times: 2 });
-      await expect(store.put("k1", (async function* () { yield Buffer.from("hello"); })(), { contentType: "text/plain" })).resolves.toEqual({ bytes: 5 });
+      await expect(store.put("k1", bodyOf(Buffer.from("hello")), { contentType: "text/plain" })).resolves.toEqual({ bytes: 5 });
       expect(retries).toEqual([
         { operation: "PutObject", attempt: 2, errorCode: "SlowDown", status: 503 },
         { operation: "PutObject", attempt: 3, errorCode: "SlowDown", status: 503 },
@@ -221,7 +221,7 @@ describe("the store built from the config reports each retry (onS3Retry)", () =>
     const bucket = await createTestBucket("s3-faults-two");
     const { store, retries, failures } = await storeFor(proxy.endpoint, bucket, { max_attempts: 2 });
     proxy.inject({ operation: "PutObject", fault: "slow-down", times: 2 });
-    await expect(store.put("k1", (async function* () { yield Buffer.from("hello"); })(), { contentType: "text/plain" })).rejects.toMatchObject({ code: "unavailable" });
+    await expect(store.put("k1", bodyOf(Buffer.from("hello")), { contentType: "text/plain" })).rejects.toMatchObject({ code: "unavailable" });
     expect(statuses(proxy, "PutObject")).toEqual([503, 503]);
     expect(retries).toEqual([{ operation: "PutObject", attempt: 2, errorCode: "SlowDown", status: 503 }]);
     expect(failures).toEqual(["PutObject:SlowDown"]);

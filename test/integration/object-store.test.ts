@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import {
@@ -21,6 +21,7 @@ import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Cli
 import { MemoryObjectStore } from "../support/memory-object-store.js";
 import { freePort } from "../support/moto.js";
 import { startS3FaultProxy } from "../support/s3-fault-proxy.js";
+import { bodyOf, readAll, sha256 } from "../support/test-helpers.js";
 
 const MiB = 1024 * 1024;
 const PART = 5 * MiB;
@@ -79,14 +80,6 @@ async function startMultipart(client: S3Client, bucket: string, key: string): Pr
   return UploadId!;
 }
 
-const sha = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
-
-async function readAll(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of body) chunks.push(chunk);
-  return Buffer.concat(chunks);
-}
-
 /** A full GC on demand, without needing the worker started with --expose-gc. */
 function exposeGc(): () => void {
   setFlagsFromString("--expose-gc");
@@ -105,8 +98,8 @@ describe("S3ObjectStore specifics", () => {
     const client = serviceClient();
     const store = new S3ObjectStore({ client, bucket, partSizeBytes: PART });
     const keys = Array.from({ length: 7 }, (_, i) => `p/${i}-${randomUUID()}`);
-    for (const key of keys) await store.put(key, (async function* () { yield randomBytes(10); })(), { contentType: "text/plain" });
-    await store.put("outside", (async function* () { yield randomBytes(1); })(), { contentType: "text/plain" });
+    for (const key of keys) await store.put(key, bodyOf(randomBytes(10)), { contentType: "text/plain" });
+    await store.put("outside", bodyOf(randomBytes(1)), { contentType: "text/plain" });
     const listed: string[] = [];
     for await (const o of store.list("p/", { pageSize: 2 })) listed.push(o.key);
     expect(listed).toEqual([...keys].sort());
@@ -213,7 +206,7 @@ describe("S3ObjectStore specifics", () => {
     const store = new S3ObjectStore({ client, bucket, partSizeBytes: PART, serverSideEncryption: "AES256" });
     for (const size of [10, PART + 1]) {
       const key = `sse-${size}`;
-      await store.put(key, (async function* () { yield randomBytes(size); })(), { contentType: "text/csv" });
+      await store.put(key, bodyOf(randomBytes(size)), { contentType: "text/csv" });
       const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
       expect(head.ContentType).toBe("text/csv");
       expect(head.ServerSideEncryption).toBe("AES256");
@@ -227,12 +220,12 @@ describe("S3ObjectStore specifics", () => {
     const sources: { key: string; bytes: number }[] = [];
     for (const [i, bytes] of parts.entries()) {
       const key = `parts/p${i}`;
-      await store.put(key, (async function* () { yield bytes; })(), { contentType: "application/octet-stream" });
+      await store.put(key, bodyOf(bytes), { contentType: "application/octet-stream" });
       sources.push({ key, bytes: bytes.length });
     }
     const whole = Buffer.concat(parts);
     expect(await store.compose("files/whole", sources, { contentType: "text/csv" })).toEqual({ bytes: whole.length });
-    expect(sha(await readAll(await store.get("files/whole", undefined)))).toBe(sha(whole));
+    expect(sha256(await readAll(await store.get("files/whole", undefined)))).toBe(sha256(whole));
     const head = await serviceClient().send(new HeadObjectCommand({ Bucket: bucket, Key: "files/whole" }));
     expect(head.ContentType).toBe("text/csv");
     // The sources are copied, not moved.
@@ -275,8 +268,8 @@ describe("createS3Client", () => {
       const store = new S3ObjectStore({ client, bucket, partSizeBytes: PART });
       for (const size of [1000, 2 * PART + 5]) {
         const bytes = randomBytes(size);
-        await store.put(`k${size}`, (async function* () { yield bytes; })(), { contentType: "application/octet-stream" });
-        expect(sha(await readAll(await store.get(`k${size}`, undefined)))).toBe(sha(bytes));
+        await store.put(`k${size}`, bodyOf(bytes), { contentType: "application/octet-stream" });
+        expect(sha256(await readAll(await store.get(`k${size}`, undefined)))).toBe(sha256(bytes));
       }
       const bodies = [...proxy.requests("PutObject"), ...proxy.requests("UploadPart")];
       expect(bodies).toHaveLength(4);
@@ -304,12 +297,12 @@ describe("createS3Client", () => {
     const store = new S3ObjectStore({ client, bucket, partSizeBytes: PART });
     const bodies = [randomBytes(1000), randomBytes(2 * PART + 3)];
     for (const [i, bytes] of bodies.entries()) {
-      await store.put(`k${i}`, (async function* () { yield bytes; })(), { contentType: "application/octet-stream" });
-      expect(sha(await readAll(await store.get(`k${i}`, undefined)))).toBe(sha(bytes));
+      await store.put(`k${i}`, bodyOf(bytes), { contentType: "application/octet-stream" });
+      expect(sha256(await readAll(await store.get(`k${i}`, undefined)))).toBe(sha256(bytes));
     }
     const composed = await store.compose("joined", [{ key: "k1", bytes: bodies[1]!.length }, { key: "k0", bytes: 1000 }], { contentType: "text/plain" });
     expect(composed).toEqual({ bytes: bodies[1]!.length + 1000 });
-    expect(sha(await readAll(await store.get("joined", undefined)))).toBe(sha(Buffer.concat([bodies[1]!, bodies[0]!])));
+    expect(sha256(await readAll(await store.get("joined", undefined)))).toBe(sha256(Buffer.concat([bodies[1]!, bodies[0]!])));
   });
 
   it("signs payloads by default only over plain http", () => {
@@ -397,13 +390,13 @@ describe("LocalFsObjectStore specifics", () => {
     for (const bad of ["", "/abs", "a/../b", "..", "a//b", "a/", "./a", "a/./b", "a b", "a\\b", ".tmp/x", "é"]) {
       await expect(store.head(bad), bad).rejects.toThrow(/invalid object key/);
     }
-    await expect(store.put("prefix/sub/file-1.bin", (async function* () { yield Buffer.from("x"); })(), { contentType: "text/plain" })).resolves.toEqual({ bytes: 1 });
+    await expect(store.put("prefix/sub/file-1.bin", bodyOf(Buffer.from("x")), { contentType: "text/plain" })).resolves.toEqual({ bytes: 1 });
   });
 
   it("never lists its temp files as objects, nor lists inside its temp folder", async () => {
     const dir = await tempDir("local-list-tmp");
     const store = new LocalFsObjectStore({ dir });
-    await store.put("file-a", (async function* () { yield Buffer.from("a"); })(), { contentType: "text/plain" });
+    await store.put("file-a", bodyOf(Buffer.from("a")), { contentType: "text/plain" });
     await fs.mkdir(path.join(dir, ".tmp"), { recursive: true });
     await fs.writeFile(path.join(dir, ".tmp", "left-over.part"), "x");
     const keys: string[] = [];

@@ -5,6 +5,18 @@ export const MiB = 1024 * 1024;
 
 export const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
+/** A body of the given chunks (strings as UTF-8), in the shape a store or the core takes. */
+export async function* bodyOf(...chunks: (Uint8Array | string)[]): AsyncGenerator<Uint8Array> {
+  for (const chunk of chunks) yield typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+}
+
+/** A whole body, read into one buffer. */
+export async function readAll(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
 /** `data` in pieces of `size` bytes (views, not copies), as a client would stream it. */
 export function* chunked(data: Buffer, size = MiB): Generator<Buffer> {
   for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);

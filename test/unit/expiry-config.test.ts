@@ -10,6 +10,7 @@ import { UploadsService } from "../../src/files/uploads-service.js";
 import { MemoryFileRepository } from "../support/memory-file-repository.js";
 import { MemoryObjectStore } from "../support/memory-object-store.js";
 import { MemoryUploadRepository } from "../support/memory-upload-repository.js";
+import { bodyOf } from "../support/test-helpers.js";
 
 function load(yaml: string, env: NodeJS.ProcessEnv = {}) {
   const path = join(mkdtempSync(join(tmpdir(), "files-config-")), "config.yaml");
@@ -86,9 +87,6 @@ describe("default_ttl_seconds and reaper in the provider config", () => {
 });
 
 describe("FilesService default expiry per purpose", () => {
-  async function* bytes(): AsyncGenerator<Uint8Array> {
-    yield Buffer.from("x");
-  }
   const T0 = 1_700_000_000;
   const clock: Clock = { now: () => T0 };
 
@@ -101,7 +99,7 @@ describe("FilesService default expiry per purpose", () => {
 
   it("applies the default when the client names no expiry, and the client's expiry otherwise", async () => {
     const { files } = services(defaultTtlLookup({ assistants: 7200, batch: null }));
-    const up = (purpose: string, expiresAfterSeconds?: number) => files.upload({ filename: "a", purpose, expiresAfterSeconds }, bytes());
+    const up = (purpose: string, expiresAfterSeconds?: number) => files.upload({ filename: "a", purpose, expiresAfterSeconds }, bodyOf("x"));
     expect((await up("assistants")).expiresAt).toBe(T0 + 7200);
     expect((await up("batch")).expiresAt).toBeNull();
     expect((await up("vision")).expiresAt).toBeNull();
@@ -111,10 +109,10 @@ describe("FilesService default expiry per purpose", () => {
 
   it("the built-in defaults: batch 30 days; without the option, no default at all", async () => {
     const builtIn = services(defaultTtlLookup()).files;
-    expect((await builtIn.upload({ filename: "a", purpose: "batch" }, bytes())).expiresAt).toBe(T0 + 2_592_000);
-    expect((await builtIn.upload({ filename: "a", purpose: "user_data" }, bytes())).expiresAt).toBeNull();
+    expect((await builtIn.upload({ filename: "a", purpose: "batch" }, bodyOf("x"))).expiresAt).toBe(T0 + 2_592_000);
+    expect((await builtIn.upload({ filename: "a", purpose: "user_data" }, bodyOf("x"))).expiresAt).toBeNull();
     const none = services().files;
-    expect((await none.upload({ filename: "a", purpose: "batch" }, bytes())).expiresAt).toBeNull();
+    expect((await none.upload({ filename: "a", purpose: "batch" }, bodyOf("x"))).expiresAt).toBeNull();
   });
 
   it("the file an Upload completes into gets the default too, unless the upload named an expiry", async () => {
@@ -126,7 +124,7 @@ describe("FilesService default expiry per purpose", () => {
       ["user_data", undefined, null],
     ] as const) {
       const created = await uploads.create({ filename: "u", purpose, bytes: 1, expiresAfterSeconds });
-      const part = await uploads.addPart(created.upload.id, bytes());
+      const part = await uploads.addPart(created.upload.id, bodyOf("x"));
       const done = await uploads.complete(created.upload.id, [part.id]);
       expect(done.file?.expiresAt, `${purpose} ${expiresAfterSeconds}`).toBe(expected);
     }

@@ -5,17 +5,12 @@ import { FilesError } from "../../src/files/errors.js";
 import type { Clock } from "../../src/files/ports.js";
 import { MemoryFileRepository } from "../support/memory-file-repository.js";
 import { MemoryObjectStore } from "../support/memory-object-store.js";
+import { readAll } from "../support/test-helpers.js";
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 async function* chunksOf(data: Uint8Array, size = 1000): AsyncGenerator<Uint8Array> {
   for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
-}
-
-async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = [];
-  for await (const chunk of body) parts.push(chunk);
-  return Buffer.concat(parts);
 }
 
 async function failure(promise: Promise<unknown>): Promise<FilesError> {
@@ -63,7 +58,7 @@ describe("FilesService (in-memory adapters)", () => {
     expect(await files.get(file.id)).toEqual(file);
     expect(store.keys()).toEqual([`p/${file.id}`]);
     const download = await files.download(file.id);
-    expect(sha256(await collect(download.body))).toBe(sha256(data));
+    expect(sha256(await readAll(download.body))).toBe(sha256(data));
     expect((await files.list()).data.map((f) => f.id)).toEqual([file.id]);
   });
 
@@ -182,7 +177,7 @@ describe("FilesService (in-memory adapters)", () => {
   it("downloads ranges, clipped to the file", async () => {
     const data = randomBytes(1000);
     const { id } = await upload(data);
-    const read = async (offset: number, length?: number) => collect((await files.download(id, { offset, length })).body);
+    const read = async (offset: number, length?: number) => readAll((await files.download(id, { offset, length })).body);
     expect(await read(0, 1)).toEqual(data.subarray(0, 1));
     expect(await read(10, 100)).toEqual(data.subarray(10, 110));
     expect(await read(999)).toEqual(data.subarray(999));

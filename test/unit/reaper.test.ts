@@ -7,12 +7,9 @@ import { UploadsService } from "../../src/files/uploads-service.js";
 import { MemoryFileRepository } from "../support/memory-file-repository.js";
 import { MemoryObjectStore } from "../support/memory-object-store.js";
 import { MemoryUploadRepository } from "../support/memory-upload-repository.js";
+import { bodyOf } from "../support/test-helpers.js";
 
 const T0 = 1_700_000_000;
-
-async function* bytes(text: string): AsyncGenerator<Uint8Array> {
-  yield Buffer.from(text);
-}
 
 describe("Reaper (in-memory adapters, fake clock)", () => {
   let store: MemoryObjectStore;
@@ -55,7 +52,7 @@ describe("Reaper (in-memory adapters, fake clock)", () => {
   }
 
   const upload = (purpose: string, expiresAfterSeconds?: number) =>
-    files.upload({ filename: "f.txt", purpose, expiresAfterSeconds }, bytes(`content of a ${purpose} file`));
+    files.upload({ filename: "f.txt", purpose, expiresAfterSeconds }, bodyOf(`content of a ${purpose} file`));
 
   it("drains a backlog pass after pass, without waiting an interval between full batches", async () => {
     for (let i = 0; i < 7; i++) await upload("assistants", 3600);
@@ -198,7 +195,7 @@ describe("Reaper (in-memory adapters, fake clock)", () => {
     async function pendingWithParts(n: number): Promise<{ id: string; parts: UploadPartRecord[] }> {
       const view = await uploads.create({ filename: "big.bin", purpose: "batch", bytes: 100 });
       const parts = [];
-      for (let i = 0; i < n; i++) parts.push(await uploads.addPart(view.upload.id, bytes(`part ${i}`)));
+      for (let i = 0; i < n; i++) parts.push(await uploads.addPart(view.upload.id, bodyOf(`part ${i}`)));
       return { id: view.upload.id, parts };
     }
 

@@ -8,14 +8,11 @@ import { record } from "../contract/file-repository.contract.js";
 import { MemoryFileRepository } from "../support/memory-file-repository.js";
 import { MemoryObjectStore } from "../support/memory-object-store.js";
 import { MemoryUploadRepository } from "../support/memory-upload-repository.js";
+import { bodyOf } from "../support/test-helpers.js";
 
 const T = 1_700_000_000;
 const P = "tenants/acme/";
 const HOUR = 3600;
-
-async function* bytes(text: string): AsyncGenerator<Uint8Array> {
-  yield Buffer.from(text);
-}
 
 describe("Reconciler (in-memory adapters)", () => {
   let store: MemoryObjectStore;
@@ -40,17 +37,17 @@ describe("Reconciler (in-memory adapters)", () => {
 
   /** Puts an object straight into the store, `ageSeconds` old. */
   async function putRaw(key: string, ageSeconds: number, text = "stray"): Promise<void> {
-    await store.put(key, bytes(text), { contentType: "application/octet-stream" });
+    await store.put(key, bodyOf(text), { contentType: "application/octet-stream" });
     store.setLastModified(key, clock.now() - ageSeconds);
   }
 
   it("finds nothing wrong with files, an upload's parts and a completed upload made through the services", async () => {
-    await files.upload({ filename: "a.txt", purpose: "assistants" }, bytes("hello"));
-    await files.upload({ filename: "b.txt", purpose: "batch", expiresAfterSeconds: HOUR }, bytes("world"));
+    await files.upload({ filename: "a.txt", purpose: "assistants" }, bodyOf("hello"));
+    await files.upload({ filename: "b.txt", purpose: "batch", expiresAfterSeconds: HOUR }, bodyOf("world"));
     const pending = await uploads.create({ filename: "c.bin", purpose: "assistants", bytes: 6 });
-    await uploads.addPart(pending.upload.id, bytes("abc"));
+    await uploads.addPart(pending.upload.id, bodyOf("abc"));
     const done = await uploads.create({ filename: "d.bin", purpose: "assistants", bytes: 3 });
-    const part = await uploads.addPart(done.upload.id, bytes("xyz"));
+    const part = await uploads.addPart(done.upload.id, bodyOf("xyz"));
     await uploads.complete(done.upload.id, [part.id]);
 
     const report = await reconciler().scan();
@@ -59,7 +56,7 @@ describe("Reconciler (in-memory adapters)", () => {
   });
 
   it("does not take an expired file's object for an orphan", async () => {
-    await files.upload({ filename: "old.txt", purpose: "batch", expiresAfterSeconds: HOUR }, bytes("old"));
+    await files.upload({ filename: "old.txt", purpose: "batch", expiresAfterSeconds: HOUR }, bodyOf("old"));
     clock.t += 2 * HOUR; // expired, not yet reaped: its row still names the object
     const report = await reconciler().scan();
     expect(problemCount(report)).toBe(0);
@@ -67,7 +64,7 @@ describe("Reconciler (in-memory adapters)", () => {
   });
 
   it("reports orphans, unknown keys and nothing outside the prefix; apply deletes only old orphans", async () => {
-    const kept = await files.upload({ filename: "kept.txt", purpose: "assistants" }, bytes("kept"));
+    const kept = await files.upload({ filename: "kept.txt", purpose: "assistants" }, bodyOf("kept"));
     const oldOrphan = `${P}${newFileId()}`;
     const freshOrphan = `${P}${newFileId()}`;
     const oldPart = `${P}uploads/${newUploadId()}/${newPartId()}`;
@@ -109,7 +106,7 @@ describe("Reconciler (in-memory adapters)", () => {
 
   it("treats a part object as known only while its part row exists", async () => {
     const upload = await uploads.create({ filename: "c.bin", purpose: "assistants", bytes: 10 });
-    const part = await uploads.addPart(upload.upload.id, bytes("12345"));
+    const part = await uploads.addPart(upload.upload.id, bodyOf("12345"));
     // A crash between the part's put and its row leaves an object at a part key of a known upload.
     const stray = `${P}uploads/${upload.upload.id}/${newPartId()}`;
     await putRaw(stray, 2 * HOUR);
@@ -121,9 +118,9 @@ describe("Reconciler (in-memory adapters)", () => {
   });
 
   it("reports rows whose object is gone, and apply removes them through the repository's delete", async () => {
-    const alive = await files.upload({ filename: "alive.txt", purpose: "assistants" }, bytes("alive"));
-    const lost = await files.upload({ filename: "lost.txt", purpose: "assistants" }, bytes("lost"));
-    const lostExpired = await files.upload({ filename: "x.txt", purpose: "batch", expiresAfterSeconds: HOUR }, bytes("x"));
+    const alive = await files.upload({ filename: "alive.txt", purpose: "assistants" }, bodyOf("alive"));
+    const lost = await files.upload({ filename: "lost.txt", purpose: "assistants" }, bodyOf("lost"));
+    const lostExpired = await files.upload({ filename: "x.txt", purpose: "batch", expiresAfterSeconds: HOUR }, bodyOf("x"));
     await store.delete(lost.storageKey);
     await store.delete(lostExpired.storageKey);
     clock.t += 2 * HOUR;
@@ -193,7 +190,7 @@ describe("Reconciler (in-memory adapters)", () => {
   it("checks again before repairing: a row or object that appeared since the scan is kept", async () => {
     const orphanId = newFileId();
     await putRaw(`${P}${orphanId}`, 2 * HOUR);
-    const lost = await files.upload({ filename: "lost.txt", purpose: "assistants" }, bytes("lost"));
+    const lost = await files.upload({ filename: "lost.txt", purpose: "assistants" }, bodyOf("lost"));
     await store.delete(lost.storageKey);
     const partKey = `${P}uploads/${newUploadId()}/${newPartId()}`;
     await putRaw(partKey, 2 * HOUR);
@@ -204,7 +201,7 @@ describe("Reconciler (in-memory adapters)", () => {
     // Meanwhile: the orphan's row is committed (a slow upload finishing), the lost object is back,
     // and the part's row is written.
     await fileRepo.insert(record({ id: orphanId, storageKey: `${P}${orphanId}` }));
-    await store.put(lost.storageKey, bytes("lost"), { contentType: "text/plain" });
+    await store.put(lost.storageKey, bodyOf("lost"), { contentType: "text/plain" });
     const [, uploadId, partId] = partKey.slice(P.length).split("/");
     await uploadRepo.insertPart({ id: partId!, uploadId: uploadId!, bytes: 5, sha256: "", storageKey: partKey, createdAt: T });
 

@@ -8,18 +8,13 @@ import { MAX_PARTS_PER_UPLOAD, UploadsService, type CreateUploadRequest } from "
 import { MemoryFileRepository } from "../support/memory-file-repository.js";
 import { MemoryObjectStore } from "../support/memory-object-store.js";
 import { MemoryUploadRepository } from "../support/memory-upload-repository.js";
+import { readAll } from "../support/test-helpers.js";
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
 
 async function* chunksOf(data: Uint8Array, size = 1000): AsyncGenerator<Uint8Array> {
   for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
-}
-
-async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = [];
-  for await (const chunk of body) parts.push(chunk);
-  return Buffer.concat(parts);
 }
 
 async function failure(promise: Promise<unknown>): Promise<FilesError> {
@@ -102,7 +97,7 @@ describe("UploadsService (in-memory adapters)", () => {
   const partKeys = (uploadId: string) => store.keys().filter((k) => k.startsWith(`p/uploads/${uploadId}/`));
 
   async function downloaded(fileId: string): Promise<Buffer> {
-    return collect((await files.download(fileId)).body);
+    return readAll((await files.download(fileId)).body);
   }
 
   describe("create", () => {
