@@ -175,6 +175,20 @@ export const systemClock: Clock = { now: () => Math.floor(Date.now() / 1000) };
  */
 export type UploadStatus = "pending" | "completing" | "completed" | "cancelled" | "expired";
 
+/**
+ * A complete can only start before the upload expires, and assembling even the largest upload
+ * takes minutes. An upload still "completing" this long after its expiry was left by a process
+ * that died mid-complete: it is expired like a pending one, so its parts are removed and a retry
+ * gets a clear answer instead of "being completed" for ever.
+ */
+export const STALE_COMPLETING_SECONDS = 3600;
+
+/** Whether an upload has lapsed: pending past its expiry, or stuck completing (see STALE_COMPLETING_SECONDS). */
+export function uploadLapsed(upload: Pick<UploadRecord, "status" | "expiresAt">, now: number): boolean {
+  if (upload.status === "pending") return now >= upload.expiresAt;
+  return upload.status === "completing" && now >= upload.expiresAt + STALE_COMPLETING_SECONDS;
+}
+
 /** A file being sent in parts (OpenAI's Uploads API). Times are unix seconds. */
 export interface UploadRecord {
   id: string;
@@ -221,7 +235,8 @@ export interface UploadRepository {
   deletePart(partId: string): Promise<void>;
   /**
    * For the reaper: atomically claims up to `limit` uploads with work left, holding each until
-   * `claimUntil` (see FileRepository.claimExpired): pending uploads whose expiry is <= `now`, and
+   * `claimUntil` (see FileRepository.claimExpired): pending uploads whose expiry is <= `now`,
+   * completing uploads whose expiry is <= `now - STALE_COMPLETING_SECONDS` (see uploadLapsed), and
    * cancelled, expired or completed uploads that still have parts (left behind by a crash).
    */
   claimUploadsToReap(now: number, limit: number, claimUntil: number): Promise<UploadRecord[]>;

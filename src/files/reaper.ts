@@ -55,7 +55,7 @@ const ENDED: ReadonlySet<UploadStatus> = new Set(["cancelled", "expired", "compl
 /**
  * Removes what has expired: each expired file's object and then its row, and each pending upload
  * past its expiry (marked expired) with its parts and unfinished part writes; also parts that a
- * crash left behind on an upload that has ended. Rows are claimed with a lease before any work, so
+ * crash left behind on an upload that has ended, and uploads a crash left "completing". Rows are claimed with a lease before any work, so
  * replicas sharing one database split the work and each item is reaped once; a reaper that dies
  * leaves its claims to lapse and the next pass finishes the job (removing a missing object is not
  * an error).
@@ -174,9 +174,10 @@ export class Reaper {
       const { uploads } = this.options;
       let status: UploadStatus | undefined = upload.status;
       try {
-        if (status === "pending") {
-          // The same compare-and-set a request uses, so a complete or cancel racing this one is never undone.
-          if (await uploads.transition(upload.id, "pending", "expired")) {
+        if (status === "pending" || status === "completing") {
+          // The same compare-and-set a request uses, so a complete or cancel racing this one is
+          // never undone. A claimed "completing" upload is one a dead process left (uploadLapsed).
+          if (await uploads.transition(upload.id, status, "expired")) {
             status = "expired";
             summary.uploads.expired++;
             this.report(() => this.events.uploadExpired?.(upload));

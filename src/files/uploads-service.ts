@@ -13,6 +13,7 @@ import {
   type UploadRecord,
   type UploadRepository,
   type UploadStatus,
+  uploadLapsed,
 } from "./ports.js";
 import { validateUpload } from "./upload-request.js";
 
@@ -248,16 +249,17 @@ export class UploadsService {
   }
 
   /**
-   * Reads an upload, expiring it on the way when its hour is up, so an expired upload never takes
-   * another part. (A background sweep may expire it sooner; this makes expiry exact without one.)
+   * Reads an upload, expiring it on the way when its hour is up (or when a dead process left it
+   * completing, see uploadLapsed), so an expired upload never takes another part. (A background
+   * sweep may expire it sooner; this makes expiry exact without one.)
    */
   private async load(id: string, owner: Principal): Promise<UploadRecord> {
     if (!isUploadId(id)) throw notFound(id, "upload_id", "upload");
     const upload = await this.metadata(() => this.options.repository.findUpload(id));
     // Another principal's upload is "not found", exactly like a missing one.
     if (!upload || !ownedBy(upload.ownerPrincipal, owner)) throw notFound(id, "upload_id", "upload");
-    if (upload.status === "pending" && this.clock.now() >= upload.expiresAt) {
-      if (await this.metadata(() => this.options.repository.transition(id, "pending", "expired"))) {
+    if (uploadLapsed(upload, this.clock.now())) {
+      if (await this.metadata(() => this.options.repository.transition(id, upload.status, "expired"))) {
         await this.discardParts(id);
       }
       return this.load(id, owner);
@@ -299,9 +301,17 @@ export class UploadsService {
     }
   }
 
-  /** Object first: a row without its object would be a part that cannot be read. */
+  /**
+   * Object first: a row without its object would be a part that cannot be read. When the object
+   * cannot be removed, the row stays: the upload has ended, so the reaper finds the part through
+   * it and tries again, where deleting the row would leave the object unfindable.
+   */
   private async discardPart(part: UploadPartRecord): Promise<void> {
-    await this.removeObject(part.storageKey);
+    try {
+      await this.options.store.delete(part.storageKey);
+    } catch {
+      return;
+    }
     await this.options.repository.deletePart(part.id).catch(() => {});
   }
 

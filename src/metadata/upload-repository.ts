@@ -1,6 +1,6 @@
 import type { MikroORM } from "@mikro-orm/core";
 import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/knex";
-import type { PartKeyRow, UploadPartRecord, UploadRecord, UploadRepository, UploadStatus } from "../files/ports.js";
+import { STALE_COMPLETING_SECONDS, type PartKeyRow, type UploadPartRecord, type UploadRecord, type UploadRepository, type UploadStatus } from "../files/ports.js";
 import type { UploadPurpose } from "../files/purposes.js";
 import { claimIds, skipLocked } from "./repository.js";
 import { UPLOAD_PARTS_TABLE, UPLOADS_TABLE, UploadEntity, UploadPartEntity, type UploadRow } from "./upload-entities.js";
@@ -55,18 +55,20 @@ export class MikroOrmUploadRepository implements UploadRepository {
   async claimUploadsToReap(now: number, limit: number, claimUntil: number): Promise<UploadRecord[]> {
     if (limit <= 0) return [];
     const em = this.em();
-    // Pending uploads past expiry come through the (status, expires_at) index; ended uploads with
-    // parts are found from the parts table, which holds only uploads in flight.
+    // Pending uploads past expiry, and completing ones long past it, come through the
+    // (status, expires_at) index; ended uploads with parts are found from the parts table, which
+    // holds only uploads in flight.
     const ids = await claimIds(
       em,
       `update "${UPLOADS_TABLE}" set "reap_claimed_until" = ? where "id" in (
         select "id" from "${UPLOADS_TABLE}"
         where ("reap_claimed_until" is null or "reap_claimed_until" < ?)
           and (("status" = 'pending' and "expires_at" <= ?)
+            or ("status" = 'completing' and "expires_at" <= ?)
             or ("status" in ('cancelled', 'expired', 'completed') and "id" in (select "upload_id" from "${UPLOAD_PARTS_TABLE}")))
         order by "expires_at", "id" limit ?${skipLocked(em)}
       ) and ("reap_claimed_until" is null or "reap_claimed_until" < ?) returning "id"`,
-      [claimUntil, now, now, limit, now],
+      [claimUntil, now, now, now - STALE_COMPLETING_SECONDS, limit, now],
     );
     if (ids.length === 0) return [];
     const rows = await em.find(UploadEntity, { id: { $in: ids } }, { orderBy: { expiresAt: "asc", id: "asc" } });

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newFileId, newPartId, newUploadId } from "../../src/files/ids.js";
-import type { UploadPartRecord, UploadRecord, UploadRepository, UploadStatus } from "../../src/files/ports.js";
+import { STALE_COMPLETING_SECONDS, type UploadPartRecord, type UploadRecord, type UploadRepository, type UploadStatus } from "../../src/files/ports.js";
 
 const T = 1_700_000_000;
 const GiB = 1024 ** 3;
@@ -249,7 +249,7 @@ export function uploadRepositoryContract(name: string, open: () => Promise<Opene
         while ((await repo.claimUploadsToReap(LATE, 1000, Number.MAX_SAFE_INTEGER)).length > 0);
       }
 
-      it("claims pending uploads past their expiry and ended uploads that still have parts, nothing else", async () => {
+      it("claims pending uploads past their expiry, stale completing ones and ended uploads that still have parts, nothing else", async () => {
         await drain();
         const expired = await created({ expiresAt: T - 10, fileExpiresAfterSeconds: 7200 });
         const atExpiry = await created({ expiresAt: T });
@@ -259,14 +259,19 @@ export function uploadRepositoryContract(name: string, open: () => Promise<Opene
         const expiredWithParts = await created({ status: "expired", expiresAt: T - 20 });
         const cancelledClean = await created({ status: "cancelled", expiresAt: T - 30 });
         const completingPast = await created({ status: "completing", expiresAt: T - 40 });
-        for (const u of [live, cancelledWithParts, completedWithParts, expiredWithParts, completingPast]) {
+        // Completing for so long past expiry that its completer must have died (with or without parts).
+        const completingStale = await created({ status: "completing", expiresAt: T - STALE_COMPLETING_SECONDS });
+        const completingStaleClean = await created({ status: "completing", expiresAt: T - STALE_COMPLETING_SECONDS - 1 });
+        const completingAlmostStale = await created({ status: "completing", expiresAt: T - STALE_COMPLETING_SECONDS + 1 });
+        for (const u of [live, cancelledWithParts, completedWithParts, expiredWithParts, completingPast, completingStale, completingAlmostStale]) {
           await repo.insertPart(partRecord(u.id));
         }
         const claimed = await repo.claimUploadsToReap(T, 100, T + LEASE);
         // Oldest expiry first, whole records.
-        expect(claimed).toEqual([expiredWithParts, expired, atExpiry, cancelledWithParts, completedWithParts]);
+        expect(claimed).toEqual([completingStaleClean, completingStale, expiredWithParts, expired, atExpiry, cancelledWithParts, completedWithParts]);
         expect(claimed.map((u) => u.id)).not.toContain(cancelledClean.id);
         expect(claimed.map((u) => u.id)).not.toContain(completingPast.id);
+        expect(claimed.map((u) => u.id)).not.toContain(completingAlmostStale.id);
         expect(claimed.map((u) => u.id)).not.toContain(live.id);
         // A claim changes nothing else.
         expect(await repo.findUpload(expired.id)).toEqual(expired);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { defaultTtlLookup } from "../../src/files/default-ttl.js";
 import { FilesError } from "../../src/files/errors.js";
 import { FilesService } from "../../src/files/files-service.js";
-import type { Clock, FileRecord } from "../../src/files/ports.js";
+import { STALE_COMPLETING_SECONDS, type Clock, type FileRecord } from "../../src/files/ports.js";
 import { Reaper } from "../../src/files/reaper.js";
 import { UploadsService } from "../../src/files/uploads-service.js";
 import { openMetadata, type MetadataRepositories, type MetadataStoreOptions } from "../../src/metadata/open.js";
@@ -149,5 +149,33 @@ describe.each(backends)("expiry on %s", (_name, options) => {
     expect(await store.head(batch.storageKey)).toBeUndefined();
     expect(await metadata.files.findById(batch.id, 0)).toBeUndefined();
     expect((await files.get(forever.id)).id).toBe(forever.id);
+  });
+
+  it("reaps an upload a dead process left completing, once it is STALE_COMPLETING_SECONDS past its expiry", async () => {
+    const stuck = await uploads.create({ filename: "stuck.bin", purpose: "batch", bytes: 20 });
+    const parts = [await uploads.addPart(stuck.upload.id, bytes("0123456789")), await uploads.addPart(stuck.upload.id, bytes("abcdefghij"))];
+    // A complete that was in flight when its process died leaves exactly this.
+    expect(await metadata.uploads.transition(stuck.upload.id, "pending", "completing")).toBe(true);
+    // Another one, ten minutes younger: still within its grace when the first is reaped.
+    clock.t += 600;
+    const younger = await uploads.create({ filename: "younger.bin", purpose: "batch", bytes: 10 });
+    const youngerPart = await uploads.addPart(younger.upload.id, bytes("klmnopqrst"));
+    expect(await metadata.uploads.transition(younger.upload.id, "pending", "completing")).toBe(true);
+    const reaper = new Reaper({ files: metadata.files, uploads: metadata.uploads, store, clock, intervalSeconds: 0, batchSize: 1000 });
+
+    // Well past its expiry, but a complete may still be running: it is left alone.
+    clock.t = stuck.upload.expiresAt + STALE_COMPLETING_SECONDS - 1;
+    expect((await reaper.runOnce()).uploads).toMatchObject({ claimed: 0, expired: 0, partsRemoved: 0 });
+    expect((await metadata.uploads.findUpload(stuck.upload.id))?.status).toBe("completing");
+
+    clock.t = stuck.upload.expiresAt + STALE_COMPLETING_SECONDS;
+    expect((await reaper.runOnce()).uploads).toMatchObject({ claimed: 1, expired: 1, partsRemoved: 2, failed: 0 });
+    for (const part of parts) expect(await store.head(part.storageKey)).toBeUndefined();
+    expect(await metadata.uploads.listParts(stuck.upload.id)).toEqual([]);
+    expect((await metadata.uploads.findUpload(stuck.upload.id))?.status).toBe("expired");
+    expect(await code(uploads.complete(stuck.upload.id, parts.map((p) => p.id)))).toEqual({ code: "conflict", param: "upload_id" });
+    // The younger one is untouched.
+    expect((await metadata.uploads.findUpload(younger.upload.id))?.status).toBe("completing");
+    expect(await store.head(youngerPart.storageKey)).toEqual({ bytes: 10 });
   });
 });

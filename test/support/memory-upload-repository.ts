@@ -1,4 +1,4 @@
-import type { PartKeyRow, UploadPartRecord, UploadRecord, UploadRepository, UploadStatus } from "../../src/files/ports.js";
+import { uploadLapsed, type PartKeyRow, type UploadPartRecord, type UploadRecord, type UploadRepository, type UploadStatus } from "../../src/files/ports.js";
 
 /** An in-memory UploadRepository for fast core tests; it passes the same contract suite as the SQL one. */
 export class MemoryUploadRepository implements UploadRepository {
@@ -57,7 +57,7 @@ export class MemoryUploadRepository implements UploadRepository {
     const ended: ReadonlySet<UploadStatus> = new Set(["cancelled", "expired", "completed"]);
     const claimed = [...this.uploads.values()]
       .filter((u) => (this.claimedUntil.get(u.id) ?? -Infinity) < now)
-      .filter((u) => (u.status === "pending" && u.expiresAt <= now) || (ended.has(u.status) && withParts.has(u.id)))
+      .filter((u) => uploadLapsed(u, now) || (ended.has(u.status) && withParts.has(u.id)))
       .sort((a, b) => a.expiresAt - b.expiresAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
       .slice(0, Math.max(0, limit));
     for (const u of claimed) this.claimedUntil.set(u.id, claimUntil);

@@ -3,7 +3,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { FilesError } from "../../src/files/errors.js";
 import { FilesService } from "../../src/files/files-service.js";
 import { newPartId, newUploadId } from "../../src/files/ids.js";
-import type { ByteRange, Clock, UploadPartRecord, UploadStatus } from "../../src/files/ports.js";
+import { STALE_COMPLETING_SECONDS, type ByteRange, type Clock, type UploadPartRecord, type UploadStatus } from "../../src/files/ports.js";
+import { Reaper } from "../../src/files/reaper.js";
 import { MAX_PARTS_PER_UPLOAD, UploadsService, type CreateUploadRequest } from "../../src/files/uploads-service.js";
 import { MemoryFileRepository } from "../support/memory-file-repository.js";
 import { MemoryObjectStore } from "../support/memory-object-store.js";
@@ -524,6 +525,24 @@ describe("UploadsService (in-memory adapters)", () => {
       expect(await uploadRepo.listParts(other.upload.id)).toEqual([keep]);
     });
 
+    it("keeps a part's row when its object cannot be removed, so the reaper removes both later", async () => {
+      const { upload } = await create(200);
+      const [kept, stuck] = [await addPart(upload.id, randomBytes(100)), await addPart(upload.id, randomBytes(100))];
+      store.failingDeletes.add(stuck.storageKey);
+
+      expect((await uploads.cancel(upload.id)).upload.status).toBe("cancelled");
+      expect(store.keys()).toEqual([stuck.storageKey]);
+      // The row is how the object is found again; without it the object would be lost for good.
+      expect(await uploadRepo.listParts(upload.id)).toEqual([stuck]);
+      expect(await uploadRepo.listParts(upload.id)).not.toContainEqual(kept);
+
+      store.failingDeletes.clear();
+      const reaper = new Reaper({ files: fileRepo, uploads: uploadRepo, store, clock, intervalSeconds: 0, batchSize: 10 });
+      expect((await reaper.runOnce()).uploads).toMatchObject({ claimed: 1, partsRemoved: 1, failed: 0 });
+      expect(store.keys()).toEqual([]);
+      expect(await uploadRepo.listParts(upload.id)).toEqual([]);
+    });
+
     it("refuses parts and complete after cancel with a conflict", async () => {
       const { upload } = await create(100);
       const part = await addPart(upload.id, randomBytes(100));
@@ -636,6 +655,28 @@ describe("UploadsService (in-memory adapters)", () => {
       expect(err.message).toMatch(/expired/);
       expect(store.keys()).toEqual([]);
       expect(await uploadRepo.listParts(upload.id)).toEqual([]);
+    });
+
+    it("expires an upload a dead process left completing, once it is STALE_COMPLETING_SECONDS past expiry", async () => {
+      const { upload } = await create(200);
+      const parts = [await addPart(upload.id, randomBytes(100)), await addPart(upload.id, randomBytes(100))];
+      // What a process that died mid-complete leaves behind.
+      expect(await uploadRepo.transition(upload.id, "pending", "completing")).toBe(true);
+
+      clock.t = upload.expiresAt + STALE_COMPLETING_SECONDS - 1;
+      const busy = await failure(uploads.complete(upload.id, parts.map((p) => p.id)));
+      expect(busy.code).toBe("conflict");
+      expect(busy.message).toMatch(/being completed/);
+      expect(partKeys(upload.id)).toHaveLength(2);
+
+      clock.t = upload.expiresAt + STALE_COMPLETING_SECONDS;
+      expect((await uploads.get(upload.id)).upload.status).toBe("expired");
+      expect(partKeys(upload.id)).toEqual([]);
+      expect(await uploadRepo.listParts(upload.id)).toEqual([]);
+      const retry = await failure(uploads.complete(upload.id, parts.map((p) => p.id)));
+      expect(retry.code).toBe("conflict");
+      expect(retry.message).toMatch(/expired/);
+      expect(fileRepo.rows.size).toBe(0);
     });
 
     it("expires exactly at expiresAt, on the first call that looks (addPart)", async () => {
