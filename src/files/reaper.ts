@@ -55,7 +55,8 @@ const ENDED: ReadonlySet<UploadStatus> = new Set(["cancelled", "expired", "compl
 /**
  * Removes what has expired: each expired file's object and then its row, and each pending upload
  * past its expiry (marked expired) with its parts and unfinished part writes; also parts that a
- * crash left behind on an upload that has ended, and uploads a crash left "completing". Rows are claimed with a lease before any work, so
+ * crash left behind on an upload that has ended, and uploads a crash left "completing" (marked
+ * expired once stale, see uploadLapsed). Rows are claimed with a lease before any work, so
  * replicas sharing one database split the work and each item is reaped once; a reaper that dies
  * leaves its claims to lapse and the next pass finishes the job (removing a missing object is not
  * an error).

@@ -84,7 +84,7 @@ export class FilesMetrics implements RequestSink, S3OperationSink, MetadataQuery
   });
   readonly reapedUploads = new Counter({
     name: "files_reaped_uploads_total",
-    help: "Pending Uploads past their expiry that the reaper marked expired (their parts are removed too)",
+    help: "Uploads the reaper marked expired, their parts removed too: pending ones past their expiry, and ones a crash left completing",
     registers: [this.registry],
   });
 
