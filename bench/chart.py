@@ -15,8 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 MIB = 1024 * 1024
-COLORS = {"grpc": "#1f77b4", "rest": "#2ca02c", "uploads": "#9467bd", "llama": "#d62728", "direct": "#7f7f7f"}
-LABELS = {"grpc": "service gRPC", "rest": "service REST", "uploads": "service Uploads API", "llama": "reference (llama-stack)", "direct": "direct S3"}
+COLORS = {"grpc": "#1f77b4", "grpcjs": "#17becf", "rest": "#2ca02c", "uploads": "#9467bd", "llama": "#d62728", "direct": "#7f7f7f"}
+LABELS = {"grpc": "service gRPC", "grpcjs": "service gRPC (grpc-js)", "rest": "service REST", "uploads": "service Uploads API", "llama": "reference (llama-stack)", "direct": "direct S3"}
 
 
 def empty(ax, title):
@@ -31,7 +31,7 @@ def memory_panel(ax, large):
     rows = [r for r in large if r.get("memory")]
     if not rows:
         return empty(ax, title)
-    for target in ["grpc", "rest", "uploads", "llama"]:
+    for target in ["grpc", "grpcjs", "rest", "uploads", "llama"]:
         mine = sorted((r for r in rows if r["target"] == target), key=lambda r: r["sizeBytes"])
         if not mine:
             continue
@@ -55,7 +55,7 @@ def throughput_panel(ax, large, ratios):
     if not ratios:
         return empty(ax, title)
     sizes = sorted({r["sizeBytes"] for r in ratios})
-    series = [(t, op) for t in ["grpc", "rest", "uploads", "llama"] for op in ["upload", "download"] if any(r["target"] == t for r in ratios)]
+    series = [(t, op) for t in ["grpc", "grpcjs", "rest", "uploads", "llama"] for op in ["upload", "download"] if any(r["target"] == t for r in ratios)]
     width = 0.8 / max(1, len(series))
     for i, (target, op) in enumerate(series):
         values = []
@@ -78,7 +78,7 @@ def small_panel(ax, small):
     title = "Small files (4 KiB uploads): ops/s by concurrency"
     if not small:
         return empty(ax, title)
-    for target in ["direct", "grpc", "rest", "llama"]:
+    for target in ["direct", "grpc", "grpcjs", "rest", "llama"]:
         mine = sorted((r for r in small if r["target"] == target), key=lambda r: r["concurrency"])
         if mine:
             ax.plot([r["concurrency"] for r in mine], [r["opsPerSecond"] for r in mine], "o-", color=COLORS[target], label=LABELS[target])

@@ -26,9 +26,14 @@ import {
   DownloadFileResponseSchema,
   FilePurpose,
   FilesService,
+  GetFileRequestSchema,
+  GetFileResponseSchema,
+  ListFilesRequestSchema,
+  ListFilesResponseSchema,
   UploadFileRequestSchema,
   UploadFileResponseSchema,
   type DownloadFileResponse,
+  type File,
   type UploadFileRequest,
   type UploadFileResponse,
 } from "../gen/ts/files/v1/files_pb.js";
@@ -244,33 +249,33 @@ function method<I extends DescMessage, O extends DescMessage>(
 const uploadMethod = method("UploadFile", UploadFileRequestSchema, UploadFileResponseSchema, true, false);
 const downloadMethod = method("DownloadFile", DownloadFileRequestSchema, DownloadFileResponseSchema, false, true);
 const deleteMethod = method("DeleteFile", DeleteFileRequestSchema, DeleteFileResponseSchema, false, false);
+const getMethod = method("GetFile", GetFileRequestSchema, GetFileResponseSchema, false, false);
+const listMethod = method("ListFiles", ListFilesRequestSchema, ListFilesResponseSchema, false, false);
 
-/** @grpc/grpc-js, the other common Node gRPC client. */
-export function grpcJsBenchClient(baseUrl: string): BenchClient {
+/** The Files RPCs the bench uses, over @grpc/grpc-js on one HTTP/2 connection of its own. */
+export function grpcJsFilesClient(baseUrl: string) {
   const client = new grpc.Client(baseUrl.replace(/^http:\/\//, ""), grpc.credentials.createInsecure(), {
     "grpc.max_receive_message_length": 16 * MiB,
     "grpc-node.flow_control_window": 16 * MiB,
     "grpc.max_send_message_length": 16 * MiB,
   });
-  const { requestSerialize: serUp, responseDeserialize: desUp } = uploadMethod;
+  function unary<I, O>(m: grpc.MethodDefinition<I, O>, request: I) {
+    return new Promise<O>((resolve, reject) => {
+      client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request, (err, res) => (err || !res ? reject(err ?? new Error(`${m.path}: no response`)) : resolve(res)));
+    });
+  }
   return {
-    name: "service (@grpc/grpc-js)",
-    upload(payload, sha256) {
+    /** UploadFile: the messages in order, honouring HTTP/2 flow control; resolves with the stored file. */
+    uploadFile(messages: Iterable<MessageInitShape<typeof UploadFileRequestSchema>>): Promise<File> {
       return new Promise((resolve, reject) => {
         const call = client.makeClientStreamRequest<UploadFileRequest, UploadFileResponse>(
           uploadMethod.path,
-          serUp,
-          desUp,
-          (err, res) => {
-            if (err) return reject(err);
-            const file = res?.file;
-            if (!file) return reject(new Error("UploadFile returned no file"));
-            resolve({ id: file.id, bytes: Number(file.bytes), sha256: file.sha256 });
-          },
+          uploadMethod.requestSerialize,
+          uploadMethod.responseDeserialize,
+          (err, res) => (err ? reject(err) : res?.file ? resolve(res.file) : reject(new Error("UploadFile returned no file"))),
         );
         (async () => {
-          for (const init of uploadRequests(payload, sha256)) {
-            // Respect HTTP/2 flow control: wait for 'drain' when the write buffer is full.
+          for (const init of messages) {
             if (!call.write(create(UploadFileRequestSchema, init))) await new Promise((r) => call.once("drain", r));
           }
           call.end();
@@ -280,32 +285,42 @@ export function grpcJsBenchClient(baseUrl: string): BenchClient {
         });
       });
     },
-    async download(fileId) {
-      const call = client.makeServerStreamRequest(
+    downloadFile(fileId: string): AsyncIterable<DownloadFileResponse> {
+      return client.makeServerStreamRequest(
         downloadMethod.path,
         downloadMethod.requestSerialize,
         downloadMethod.responseDeserialize,
         create(DownloadFileRequestSchema, { fileId }),
-      );
+      ) as AsyncIterable<DownloadFileResponse>;
+    },
+    getFile: (fileId: string) => unary(getMethod, create(GetFileRequestSchema, { fileId })),
+    listFiles: (limit: number, after: string) => unary(listMethod, create(ListFilesRequestSchema, { limit, after })),
+    deleteFile: (fileId: string) => unary(deleteMethod, create(DeleteFileRequestSchema, { fileId })),
+    close: () => client.close(),
+  };
+}
+
+/** @grpc/grpc-js, the other common Node gRPC client. */
+export function grpcJsBenchClient(baseUrl: string): BenchClient {
+  const client = grpcJsFilesClient(baseUrl);
+  return {
+    name: "service (@grpc/grpc-js)",
+    async upload(payload, sha256) {
+      const file = await client.uploadFile(uploadRequests(payload, sha256));
+      return { id: file.id, bytes: Number(file.bytes), sha256: file.sha256 };
+    },
+    async download(fileId) {
       const digest = new StreamDigest();
       let chunks = 0;
-      for await (const msg of call as AsyncIterable<DownloadFileResponse>) {
+      for await (const msg of client.downloadFile(fileId)) {
         if (msg.payload.case !== "chunk") continue;
         digest.update(msg.payload.value);
         chunks++;
       }
       return { bytes: digest.bytes, sha256: digest.digest(), chunks };
     },
-    remove(fileId) {
-      return new Promise((resolve, reject) => {
-        client.makeUnaryRequest(
-          deleteMethod.path,
-          deleteMethod.requestSerialize,
-          deleteMethod.responseDeserialize,
-          create(DeleteFileRequestSchema, { fileId }),
-          (err) => (err ? reject(err) : resolve()),
-        );
-      });
+    async remove(fileId) {
+      await client.deleteFile(fileId);
     },
     close: () => client.close(),
   };

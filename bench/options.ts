@@ -5,7 +5,9 @@ import { REPO_ROOT } from "../test/support/server-process.js";
 import { MiB } from "./payload.js";
 
 export const SCENARIOS = ["large", "small", "list", "retrieve", "pg"] as const;
-export const TARGETS = ["direct", "grpc", "rest", "uploads", "llama"] as const;
+export const TARGETS = ["direct", "grpc", "grpcjs", "rest", "uploads", "llama"] as const;
+/** grpcjs (the same RPCs through @grpc/grpc-js) is a cross-check of the gRPC client's share: opt-in. */
+export const DEFAULT_TARGETS: readonly Target[] = ["direct", "grpc", "rest", "uploads", "llama"];
 export type Scenario = (typeof SCENARIOS)[number];
 export type Target = (typeof TARGETS)[number];
 
@@ -32,7 +34,8 @@ export const USAGE = `usage: npm run bench -- [options]
 
   --scenarios LIST   large,small,list,retrieve,pg (default: all)
   --sizes LIST       large-transfer sizes (default: 16MiB,256MiB,1GiB; units B, KiB, MiB, GiB)
-  --targets LIST     direct,grpc,rest,uploads,llama (default: all)
+  --targets LIST     direct,grpc,grpcjs,rest,uploads,llama (default: all but grpcjs; grpc is
+                     connect-node's client, grpcjs the same RPCs through @grpc/grpc-js)
   --rows N           rows seeded for list and retrieve, and inserted by pg (default: 100000)
   --out DIR          results directory (default: bench/results)
   --runs N           large transfers: runs per target and size, best reported (default: 1)
@@ -85,7 +88,7 @@ export function parseOptions(argv: string[] = process.argv.slice(2)): Options | 
     options: {
       scenarios: { type: "string", default: SCENARIOS.join(",") },
       sizes: { type: "string", default: "16MiB,256MiB,1GiB" },
-      targets: { type: "string", default: TARGETS.join(",") },
+      targets: { type: "string", default: DEFAULT_TARGETS.join(",") },
       rows: { type: "string", default: "100000" },
       out: { type: "string", default: "bench/results" },
       runs: { type: "string", default: "1" },

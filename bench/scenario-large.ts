@@ -9,7 +9,7 @@
  * Every download is hashed as it arrives and must match the payload's SHA-256.
  * Each service target runs on a fresh server process (see harness.ts for the memory method).
  */
-import { connectGrpcClient, directS3Client, type BenchClient, type S3Target } from "./clients.js";
+import { connectGrpcClient, directS3Client, grpcJsBenchClient, type BenchClient, type S3Target } from "./clients.js";
 import { attempt, kindOf, log, MemoryProbe, mib, withServer, type Context, type Memory } from "./harness.js";
 import { withTimeout } from "./lifecycle.js";
 import { uploadsApiClient } from "./openai-rest.js";
@@ -50,6 +50,8 @@ function clientFor(ctx: Context, target: LargeTarget, baseUrl: string): BenchCli
       return directS3Client(s3Target(ctx), "multipart");
     case "grpc":
       return connectGrpcClient(baseUrl);
+    case "grpcjs":
+      return grpcJsBenchClient(baseUrl);
     case "rest":
     case "llama":
       return restBenchClient(baseUrl);

@@ -4,10 +4,10 @@
  *    `after` = the page's last id, newest first; every row must be seen exactly once;
  *  - retrieve: `GET /v1/files/{id}` (gRPC: GetFile) for ids drawn at random (the same sequence for
  *    every target), one request at a time, for p50/p99.
- * Targets: this service over gRPC and REST, the reference over REST. Each measured phase runs on a
+ * Targets: this service over gRPC (connect-node and @grpc/grpc-js) and REST, the reference over REST. Each measured phase runs on a
  * fresh server process (see harness.ts for the memory method).
  */
-import { connectFilesClient } from "./clients.js";
+import { connectFilesClient, grpcJsFilesClient } from "./clients.js";
 import { attempt, log, MemoryProbe, mib, referenceDir, serviceDbPath, withServer, type Context, type Memory } from "./harness.js";
 import { withTimeout } from "./lifecycle.js";
 import { OpenAiRest } from "./openai-rest.js";
@@ -16,7 +16,7 @@ import { referenceDbPath, type ServiceProcess } from "./servers.js";
 import { latency, prng, type Latency } from "./stats.js";
 
 export const PAGE_SIZE = 100;
-type MetaTarget = "grpc" | "rest" | "llama";
+type MetaTarget = "grpc" | "grpcjs" | "rest" | "llama";
 
 export interface ListResult {
   target: MetaTarget;
@@ -67,6 +67,19 @@ function metaClient(target: MetaTarget, baseUrl: string): MetaClient {
         return (await client.getFile({ fileId: id })).file?.id ?? "";
       },
       close,
+    };
+  }
+  if (target === "grpcjs") {
+    const client = grpcJsFilesClient(baseUrl);
+    return {
+      async page(after) {
+        const res = await client.listFiles(PAGE_SIZE, after ?? "");
+        return { ids: res.data.map((f) => f.id), hasMore: res.hasMore, lastId: res.lastId };
+      },
+      async retrieve(id) {
+        return (await client.getFile(id)).file?.id ?? "";
+      },
+      close: () => client.close(),
     };
   }
   const api = new OpenAiRest(baseUrl, 1);
@@ -173,12 +186,12 @@ async function retrieveMany(ctx: Context, target: MetaTarget, server: ServicePro
 export async function runMetadata(ctx: Context, doList: boolean, doRetrieve: boolean) {
   const list: ListResult[] = [];
   const retrieve: RetrieveResult[] = [];
-  const targets = ctx.options.targets.filter((t): t is MetaTarget => t === "grpc" || t === "rest" || t === "llama");
+  const targets = ctx.options.targets.filter((t): t is MetaTarget => t === "grpc" || t === "grpcjs" || t === "rest" || t === "llama");
   const files = seedFiles(ctx.options.rows, Math.floor(Date.now() / 1000));
   const seed: SeedReport = { method: "direct SQLite inserts into each stopped server's openai_files table (bench/seed.ts)", rows: files.length, seconds: {} };
   const ready = { service: false, reference: false };
 
-  if (targets.includes("grpc") || targets.includes("rest")) {
+  if (targets.some((t) => t !== "llama")) {
     await attempt(ctx, "seeding this service", async () => {
       const t0 = performance.now();
       await withServer(ctx, "service", "metadata", "seed", async () => undefined); // start-up runs the migrations

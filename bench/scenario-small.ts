@@ -1,7 +1,8 @@
 /**
  * Small files: 4 KiB uploads (fresh random bytes each) in a closed loop at each concurrency level
  * (1, 16, 64 by default), each level for a fixed time or operation count, whichever ends first:
- * direct S3 PutObject, this service over gRPC (UploadFile: metadata + one chunk) and REST
+ * direct S3 PutObject, this service over gRPC (UploadFile: metadata + one chunk; with connect-node
+ * and with @grpc/grpc-js) and REST
  * (POST /v1/files), and the reference over REST. The Uploads API is not a small-file path
  * (three requests per file) and is left out. Each target runs on one fresh server process; the
  * peak RSS is reset between levels.
@@ -9,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { FilePurpose } from "../gen/ts/files/v1/files_pb.js";
-import { connectFilesClient, s3Client } from "./clients.js";
+import { connectFilesClient, grpcJsFilesClient, s3Client } from "./clients.js";
 import { attempt, kindOf, log, MemoryProbe, mib, withServer, type Context, type Memory } from "./harness.js";
 import { withTimeout } from "./lifecycle.js";
 import { OpenAiRest } from "./openai-rest.js";
@@ -60,6 +61,11 @@ async function closedLoop(op: Op, concurrency: number, seconds: number, maxOps: 
   return { samples, errors, firstError, seconds: elapsed };
 }
 
+/** The UploadFile metadata of small upload number `n`. */
+function smallMetadata(data: Uint8Array, n: number) {
+  return { filename: `small-${n}.bin`, purpose: FilePurpose.ASSISTANTS, mimeType: "application/octet-stream", sizeBytes: BigInt(data.length) };
+}
+
 function makeOp(ctx: Context, target: SmallResult["target"], baseUrl: string): { op: Op; close: () => void } {
   const maxConcurrency = Math.max(...ctx.options.smallConcurrency);
   switch (target) {
@@ -78,10 +84,7 @@ function makeOp(ctx: Context, target: SmallResult["target"], baseUrl: string): {
           const res = await client.uploadFile(
             (async function* () {
               yield {
-                payload: {
-                  case: "metadata" as const,
-                  value: { filename: `small-${n}.bin`, purpose: FilePurpose.ASSISTANTS, mimeType: "application/octet-stream", sizeBytes: BigInt(data.length) },
-                },
+                payload: { case: "metadata" as const, value: smallMetadata(data, n) },
               };
               yield { payload: { case: "chunk" as const, value: data } };
             })(),
@@ -89,6 +92,19 @@ function makeOp(ctx: Context, target: SmallResult["target"], baseUrl: string): {
           if (Number(res.file?.bytes) !== data.length) throw new Error(`UploadFile stored ${res.file?.bytes} bytes, sent ${data.length}`);
         },
         close,
+      };
+    }
+    case "grpcjs": {
+      const client = grpcJsFilesClient(baseUrl);
+      return {
+        op: async (data, n) => {
+          const file = await client.uploadFile([
+            { payload: { case: "metadata", value: smallMetadata(data, n) } },
+            { payload: { case: "chunk", value: data } },
+          ]);
+          if (Number(file.bytes) !== data.length) throw new Error(`UploadFile stored ${file.bytes} bytes, sent ${data.length}`);
+        },
+        close: () => client.close(),
       };
     }
     case "rest":

@@ -122,7 +122,7 @@ export function targetChecks(results: Results): TargetCheck[] {
   // Sizes the service or direct S3 ran at (not the reference-only size at its upload limit).
   const sizes = [...new Set(results.large.filter((r) => r.target !== "llama").map((r) => r.sizeBytes))].sort((a, b) => a - b);
   for (const size of sizes) {
-    for (const target of (["grpc", "rest"] as const).filter(on)) {
+    for (const target of (["grpc", "grpcjs", "rest"] as const).filter(on)) {
       const r = lr.find((x) => x.sizeBytes === size && x.target === target);
       for (const op of ["upload", "download"] as const) {
         const v = r ? (op === "upload" ? r.uploadVsDirect : r.downloadVsDirect) : null;
@@ -133,7 +133,7 @@ export function targetChecks(results: Results): TargetCheck[] {
 
   const largest = sizes.at(-1);
   const smallest = sizes[0];
-  for (const target of results.large.length > 0 ? (["grpc", "rest", "uploads"] as const).filter(on) : []) {
+  for (const target of results.large.length > 0 ? (["grpc", "grpcjs", "rest", "uploads"] as const).filter(on) : []) {
     const at1G = results.large.find((r) => r.sizeBytes === GiB && r.target === target);
     if (at1G?.memory) {
       const growth = at1G.memory.growthBytes;
@@ -166,7 +166,7 @@ export function targetChecks(results: Results): TargetCheck[] {
   }
 
   const sr = smallRatios(results.small);
-  for (const target of results.small.length > 0 ? (["grpc", "rest"] as const).filter(on) : []) {
+  for (const target of results.small.length > 0 ? (["grpc", "grpcjs", "rest"] as const).filter(on) : []) {
     const r = sr.find((x) => x.target === target && x.concurrency === 16);
     checks.push(check(`small files at concurrency 16 over ${target}`, r?.vsReference ?? null, 3, `${fmt(r?.vsReference)}× reference ops/s`, "≥ 3× reference ops/s"));
   }
@@ -189,6 +189,7 @@ const LARGE_LABELS: Record<LargeTarget, string> = {
   "direct-put": "direct S3 PutObject",
   "direct-multipart": "direct S3 multipart",
   grpc: "service gRPC",
+  grpcjs: "service gRPC (grpc-js)",
   rest: "service REST",
   uploads: "service Uploads API",
   llama: "reference (llama-stack)",
