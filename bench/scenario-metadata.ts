@@ -4,8 +4,9 @@
  *    `after` = the page's last id, newest first; every row must be seen exactly once;
  *  - retrieve: `GET /v1/files/{id}` (gRPC: GetFile) for ids drawn at random (the same sequence for
  *    every target), one request at a time, for p50/p99.
- * Targets: this service over gRPC (connect-node and @grpc/grpc-js) and REST, the reference over REST. Each measured phase runs on a
- * fresh server process (see harness.ts for the memory method).
+ * Targets: this service over gRPC (connect-node, and @grpc/grpc-js when asked for) and REST, the
+ * reference over REST. Each measured phase runs on a fresh server process (see harness.ts for the
+ * memory method).
  */
 import { connectFilesClient, grpcJsFilesClient } from "./clients.js";
 import { attempt, log, MemoryProbe, mib, referenceDir, serviceDbPath, withServer, type Context, type Memory } from "./harness.js";

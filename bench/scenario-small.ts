@@ -1,9 +1,8 @@
 /**
  * Small files: 4 KiB uploads (fresh random bytes each) in a closed loop at each concurrency level
  * (1, 16, 64 by default), each level for a fixed time or operation count, whichever ends first:
- * direct S3 PutObject, this service over gRPC (UploadFile: metadata + one chunk; with connect-node
- * and with @grpc/grpc-js) and REST
- * (POST /v1/files), and the reference over REST. The Uploads API is not a small-file path
+ * direct S3 PutObject, this service over gRPC (UploadFile: metadata + one chunk; connect-node, and
+ * @grpc/grpc-js when asked for) and REST (POST /v1/files), and the reference over REST. The Uploads API is not a small-file path
  * (three requests per file) and is left out. Each target runs on one fresh server process; the
  * peak RSS is reset between levels.
  */
