@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { REPO_ROOT } from "../test/support/server-process.js";
 import { MiB } from "./payload.js";
+import type { PayloadSigning } from "../src/config/config.js";
 
 export const SCENARIOS = ["large", "small", "list", "retrieve", "pg"] as const;
 export const TARGETS = ["direct", "grpc", "grpcjs", "rest", "uploads", "llama"] as const;
@@ -24,7 +25,7 @@ export interface Options {
   retrieveOps: number;
   cpuProf: boolean;
   /** The service's payload_signing; undefined leaves its default (auto). */
-  payloadSigning: "auto" | "always" | "never" | undefined;
+  payloadSigning: PayloadSigning | undefined;
   timeoutMinutes: number;
   /** The service's max_file_bytes: room for the largest size. */
   maxFileBytes: number;

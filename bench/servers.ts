@@ -12,6 +12,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
+import type { PayloadSigning } from "../src/config/config.js";
 import { freePort, guardChildProcess, OutputTail, waitForExit } from "../test/support/moto.js";
 import { s3ProviderConfig, startServer } from "../test/support/server-process.js";
 import { log } from "./lifecycle.js";
@@ -58,7 +59,7 @@ export async function writeServiceConfig(
   bucket: string,
   dbPath: string,
   maxFileBytes: number,
-  payloadSigning?: "auto" | "always" | "never",
+  payloadSigning?: PayloadSigning,
 ): Promise<string> {
   const config = {
     ...s3ProviderConfig(s3.endpoint, bucket, { type: "sqlite", db_path: dbPath }, {

@@ -158,26 +158,14 @@ export class FilesService {
       contentType: head.mimeType,
       signal,
     });
-    let upload: ValidUpload;
-    try {
-      if (stored.bytes !== meter.bytes) {
-        throw new FilesError("internal", `Storage holds ${stored.bytes} bytes but ${meter.bytes} were received; the upload was discarded`);
-      }
-      upload = await describe();
+    return this.orRemove(storageKey, async () => {
+      checkStoredSize(stored.bytes, meter.bytes, "were received; the upload was discarded");
+      const upload = await describe();
       // A client that cancels right after its last chunk may still have sent a clean end of stream;
       // its cancel is honoured up to the moment the row is committed.
       if (signal?.aborted) throw cancelled();
-    } catch (err) {
-      await this.removeObject(storageKey);
-      throw err;
-    }
-
-    try {
-      return await this.commit(id, storageKey, upload, meter, options);
-    } catch (err) {
-      await this.removeObject(storageKey);
-      throw err;
-    }
+      return this.commit(id, storageKey, upload, meter, options);
+    });
   }
 
   /**
@@ -196,20 +184,25 @@ export class FilesService {
       const storageKey = this.keyPrefix + id;
       const composed = await this.store.compose(storageKey, sources, { contentType: upload.mimeType });
       if (!composed) return undefined;
-      try {
+      return await this.orRemove(storageKey, async () => {
         const meter = new ContentMeter({ maxBytes, declaredSize: upload.sizeBytes, declaredSha256: upload.sha256, declaredMd5: options.md5 });
         for await (const chunk of meter.wrap(await this.store.get(storageKey, undefined, options.signal))) void chunk;
-        if (composed.bytes !== meter.bytes) {
-          throw new FilesError("internal", `Storage holds ${composed.bytes} bytes but ${meter.bytes} were read back; the file was discarded`);
-        }
+        checkStoredSize(composed.bytes, meter.bytes, "were read back; the file was discarded");
         if (options.signal?.aborted) throw cancelled();
-        return await this.commit(id, storageKey, upload, meter, options);
-      } catch (err) {
-        await this.removeObject(storageKey);
-        throw err;
-      }
+        return this.commit(id, storageKey, upload, meter, options);
+      });
     } finally {
       release();
+    }
+  }
+
+  /** Runs what follows a stored object; if any of it fails, the object goes, so no half-made file is left. */
+  private async orRemove<T>(storageKey: string, steps: () => Promise<T>): Promise<T> {
+    try {
+      return await steps();
+    } catch (err) {
+      await this.removeObject(storageKey);
+      throw err;
     }
   }
 
@@ -323,3 +316,8 @@ function clipRange(range: RangeRequest, size: number): { offset: number; length:
 }
 
 async function* emptyBody(): AsyncGenerator<Uint8Array> {}
+
+/** The store must hold exactly the bytes that were counted on the way. */
+function checkStoredSize(stored: number, counted: number, outcome: string): void {
+  if (stored !== counted) throw new FilesError("internal", `Storage holds ${stored} bytes but ${counted} ${outcome}`);
+}

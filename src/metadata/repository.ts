@@ -139,7 +139,6 @@ export function skipLocked(em: SqlEntityManager): string {
  */
 export const LLAMA_STACK_NO_EXPIRY_SECONDS = 42 * 2_592_000;
 
-/** expires_at <= now is expired; null, and Llama Stack's "no expiry" value, never expire. */
 /** visibleAt in SQL, for the plain queries; its parameters are `now` and the Llama Stack sentinel. */
 const VISIBLE_SQL = `(expires_at is null or expires_at > ? or expires_at = created_at + ?)`;
 
@@ -176,6 +175,7 @@ function fromColumns(c: FileColumns): FileRow {
   };
 }
 
+/** expires_at <= now is expired; null, and Llama Stack's "no expiry" value, never expire. */
 function visibleAt(now: number) {
   return {
     $or: [

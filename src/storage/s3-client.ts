@@ -1,5 +1,6 @@
 import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import type { BuildMiddleware, FinalizeRequestMiddleware, MetadataBearer } from "@smithy/types";
+import type { PayloadSigning } from "../config/config.js";
 import type { S3OperationSink } from "../observability/sinks.js";
 import { instrumentS3Client } from "./s3-metrics.js";
 
@@ -31,7 +32,7 @@ export interface S3ConnectionOptions {
    * Whether SigV4 signs a SHA-256 of the bytes of every PutObject and UploadPart. "auto" (the
    * default): only over plain HTTP, as boto3 does, since TLS already protects the bytes in transit.
    */
-  payloadSigning?: "auto" | "always" | "never";
+  payloadSigning?: PayloadSigning;
   /** Receives each command's duration and failures. */
   metrics?: S3OperationSink;
   /** Called as a failed attempt is retried (a command that succeeds on a retry is otherwise invisible). */
@@ -105,7 +106,7 @@ export function createS3Client(opts: S3ConnectionOptions): S3Client {
 }
 
 /** Over HTTPS (AWS itself, or an https:// endpoint) "auto" leaves the payload unsigned. */
-export function signsPayloads(setting: "auto" | "always" | "never", endpointUrl: string | undefined): boolean {
+export function signsPayloads(setting: PayloadSigning, endpointUrl: string | undefined): boolean {
   if (setting !== "auto") return setting === "always";
   return endpointUrl !== undefined && endpointUrl !== "" && new URL(endpointUrl).protocol === "http:";
 }
