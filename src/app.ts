@@ -10,7 +10,7 @@ import { FilesMetrics } from "./observability/metrics.js";
 import { openAuthenticator } from "./auth/open-authenticator.js";
 import { openObjectStore } from "./storage/open-store.js";
 import { timedFileRepository, timedUploadRepository } from "./observability/timed-repositories.js";
-import { createHttpHandler } from "./transport/http-handler.js";
+import { createHttpHandlers } from "./transport/http-handler.js";
 import { createOnePortServer, type OnePortServer } from "./transport/one-port-server.js";
 
 /** A start-up failure already worded for an operator (it names the bucket, database or port). */
@@ -65,7 +65,7 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
   });
   const shutdown = new AbortController();
   const server = createOnePortServer(
-    createHttpHandler({
+    createHttpHandlers({
       files,
       uploads,
       logger,

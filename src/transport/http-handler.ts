@@ -1,4 +1,4 @@
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { FilesService as FilesServiceDesc } from "../../gen/ts/files/v1/files_pb.js";
 import type { FilesMetrics } from "../observability/metrics.js";
@@ -13,6 +13,7 @@ import { registerReflection } from "./connect/reflection.js";
 import { uploadsHandlers } from "./connect/uploads-handlers.js";
 import { observeInterceptor } from "./connect/observe-interceptor.js";
 import { withSpecGrpcMessageEncoding } from "./grpc-message-encoding.js";
+import { grpcStreamRouter, type Http2StreamHandler } from "./grpc/grpc-stream-router.js";
 import { readyWithin } from "./readiness.js";
 import { serveRest } from "./rest/router.js";
 import { webAssets } from "./web-assets.js";
@@ -37,21 +38,30 @@ export interface HttpHandlerOptions {
   authenticator?: Authenticator;
 }
 
-/** One request handler for both HTTP versions: gRPC, gRPC-Web and Connect routes, then the REST API and health routes. */
-export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
+/** Both request handlers for the one port. */
+export interface HttpHandlers {
+  /** Every request, both HTTP versions: gRPC, gRPC-Web and Connect routes (connect-es), then the REST API and health routes. */
+  request: NodeHandlerFn;
+  /** gRPC calls to FilesService over HTTP/2, served on the stream API before the request handler sees them. */
+  grpcStream: Http2StreamHandler;
+}
+
+export function createHttpHandlers(options: HttpHandlerOptions): HttpHandlers {
   const { logger } = options;
   const onUnexpected = (err: unknown) => logger.error({ err }, "a call failed on the server side");
-  return withSpecGrpcMessageEncoding(connectNodeAdapter({
+  const filesImpl = { ...filesHandlers(options.files), ...uploadsHandlers(options.uploads) };
+  const interceptors = [
+    observeInterceptor(logger, options.metrics),
+    ...(options.authenticator ? [authInterceptor(options.authenticator)] : []),
+    errorInterceptor(onUnexpected),
+  ];
+  const request = withSpecGrpcMessageEncoding(connectNodeAdapter({
     routes: (router) => {
-      router.service(FilesServiceDesc, { ...filesHandlers(options.files), ...uploadsHandlers(options.uploads) });
+      router.service(FilesServiceDesc, filesImpl);
       registerHealth(router, { ready: options.ready, services: [FilesServiceDesc.typeName], shutdown: options.shutdown });
       registerReflection(router); // last: it describes every service registered before it
     },
-    interceptors: [
-      observeInterceptor(logger, options.metrics),
-      ...(options.authenticator ? [authInterceptor(options.authenticator)] : []),
-      errorInterceptor(onUnexpected),
-    ],
+    interceptors,
     readMaxBytes: options.maxMessageBytes,
     // Compressed requests are still accepted, but responses are never compressed: file bytes are
     // usually incompressible, and gzipping every download chunk cut throughput by an order of magnitude.
@@ -59,6 +69,12 @@ export function createHttpHandler(options: HttpHandlerOptions): NodeHandlerFn {
     writeMaxBytes: options.maxMessageBytes,
     fallback: (req, res) => void plainRoutes(req, res, options),
   }));
+  const grpcStream = grpcStreamRouter(
+    [{ service: FilesServiceDesc, impl: filesImpl }],
+    { interceptors, readMaxBytes: options.maxMessageBytes, writeMaxBytes: options.maxMessageBytes, acceptCompression: [compressionGzip, compressionBrotli] },
+    onUnexpected,
+  );
+  return { request, grpcStream };
 }
 
 /** The browser client's page and assets, from dist/web. */

@@ -1,7 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import type { NodeHandlerFn } from "./http-handler.js";
+import type { HttpHandlers } from "./http-handler.js";
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 // A larger HTTP/2 flow-control window lets a streaming upload keep the pipe full instead of
@@ -32,8 +32,9 @@ export interface OnePortServer {
  * port. Node's allowHTTP1 works only with TLS, so each connection's first bytes are read: the
  * HTTP/2 client preface goes to the http2 server, anything else to the http server.
  */
-export function createOnePortServer(handler: NodeHandlerFn, limits: ConnectionLimits = DEFAULT_LIMITS): OnePortServer {
+export function createOnePortServer(handlers: HttpHandlers, limits: ConnectionLimits = DEFAULT_LIMITS): OnePortServer {
   const { headerTimeoutMs, idleTimeoutMs } = limits;
+  const handler = handlers.request;
   const h1 = http.createServer(
     {
       // No whole-request deadline: a large upload may rightly take hours. Stalls are what the
@@ -58,8 +59,9 @@ export function createOnePortServer(handler: NodeHandlerFn, limits: ConnectionLi
   // A session with no traffic at all is destroyed (no 'timeout' listener on h2); a stream that
   // stalls while its session stays busy with others is cancelled on its own.
   h2.setTimeout(idleTimeoutMs);
-  h2.on("stream", (stream) => {
+  routeStreams(h2, (stream, headers) => {
     stream.setTimeout(idleTimeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+    return handlers.grpcStream(stream, headers);
   });
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -119,6 +121,21 @@ function discardUnreadBodyOnEnd(req: http2.Http2ServerRequest, res: http2.Http2S
     if (!req.complete) req.resume();
     return result;
   };
+}
+
+/**
+ * Gives each HTTP/2 stream to `claim` first; the streams it declines go on to the request
+ * handler. Node's compatibility API (Http2ServerRequest/Response) is itself a "stream" listener,
+ * installed with the request handler: it is taken off and called only for declined streams, so a
+ * claimed stream costs no request and response objects.
+ */
+function routeStreams(h2: http2.Http2Server, claim: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean): void {
+  const compat = h2.listeners("stream") as ((...args: unknown[]) => void)[];
+  if (compat.length !== 1) throw new Error(`expected node:http2's one compatibility "stream" listener, found ${compat.length}`);
+  h2.removeAllListeners("stream");
+  h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+    if (!claim(stream, headers)) compat[0]!.call(h2, stream, headers, ...rest);
+  });
 }
 
 /** Reads just enough of the connection to tell HTTP/2 from HTTP/1.x, then puts the bytes back. */

@@ -1,0 +1,198 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import { create, fromBinary, isMessage, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, createHandlerContext, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { compressionNegotiate } from "@connectrpc/connect/protocol";
+import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { encodeGrpcMessage } from "../grpc-message-encoding.js";
+import { InboundMessages, type Decompressor } from "./inbound-messages.js";
+import { encodeEnvelope } from "./outbound-envelopes.js";
+import { ResponseWriter } from "./response-writer.js";
+
+/** A method implementation as connect-es's ServiceImpl gives it: (request or stream, context) → response or stream. */
+export type MethodImpl = (input: never, context: HandlerContext) => unknown;
+
+export interface CallOptions {
+  interceptors: Interceptor[];
+  readMaxBytes: number;
+  writeMaxBytes: number;
+  acceptCompression: readonly Decompressor[];
+}
+
+type AnyRequest = Parameters<ReturnType<Interceptor>>[0];
+type AnyResponse = Awaited<ReturnType<ReturnType<Interceptor>>>;
+
+const CONTENT_TYPE = "application/grpc+proto";
+const CANCELLED = () => new ConnectError("the client cancelled the call", Code.Canceled);
+
+/**
+ * Serves one gRPC call on its HTTP/2 stream: reads the grpc-timeout and grpc-encoding headers,
+ * runs the same interceptors and method implementation connect-es would, and writes the
+ * response. Request and response messages move between the stream and the implementation
+ * without the copies and per-message stages of a general-purpose pipeline.
+ */
+export async function serveGrpcCall(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  method: DescMethod,
+  impl: MethodImpl,
+  options: CallOptions,
+): Promise<void> {
+  const cancel = new AbortController();
+  const onClose = () => cancel.abort(CANCELLED());
+  stream.once("close", onClose);
+  const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
+  const context = createHandlerContext({
+    service: method.parent,
+    method,
+    protocolName: "grpc",
+    requestMethod: "POST",
+    timeoutMs: timeout.timeoutMs,
+    requestSignal: cancel.signal,
+    requestHeader: requestHeaders(headers),
+    url: `http://${headerValue(headers[":authority"]) ?? "localhost"}${headers[":path"]}`,
+    responseHeader: { "content-type": CONTENT_TYPE },
+    responseTrailer: { "grpc-status": "0" },
+  });
+  const writer = new ResponseWriter(stream, context.signal);
+  const compression = compressionNegotiate(
+    options.acceptCompression as never,
+    headerValue(headers["grpc-encoding"]),
+    headerValue(headers["grpc-accept-encoding"]),
+    "grpc-accept-encoding",
+  );
+  const input = new InboundMessages(stream, {
+    readMaxBytes: options.readMaxBytes,
+    compression: compression.request as Decompressor | null,
+    decode: (bytes) => fromBinary(method.input, bytes),
+  });
+  try {
+    if (compression.error) throw compression.error;
+    if (timeout.error) throw timeout.error;
+    const res = await invoke(method, impl, context, input, options.interceptors);
+    await writeResponse(writer, method.output, res, options.writeMaxBytes);
+    // A stream the client reset while the last message was queued has nothing left to send to.
+    if (!stream.destroyed) writer.end(toNodeHeaders(res.trailer));
+  } catch (err) {
+    const error = callError(err, context);
+    const trailer = setTrailerStatus(new Headers(context.responseTrailer), error);
+    const trailers = toNodeHeaders(trailer);
+    // connect-es percent-encodes with encodeURIComponent; the gRPC spec escapes less (see encodeGrpcMessage).
+    trailers["grpc-message"] = encodeGrpcMessage(error.rawMessage);
+    if (writer.started) writer.end(trailers);
+    else writer.trailersOnly({ ...toNodeHeaders(context.responseHeader), ...trailers });
+  } finally {
+    stream.off("close", onClose);
+    void input.return();
+    context.abort();
+  }
+}
+
+/** Runs the interceptors around the implementation, with the request shapes connect-es gives them. */
+async function invoke(
+  method: DescMethod,
+  impl: MethodImpl,
+  context: HandlerContext,
+  input: InboundMessages<unknown>,
+  interceptors: Interceptor[],
+): Promise<AnyResponse> {
+  const common = {
+    requestMethod: context.requestMethod,
+    url: context.url,
+    signal: context.signal,
+    header: context.requestHeader,
+    service: method.parent,
+    method,
+    contextValues: context.values,
+  };
+  const responseCommon = { service: method.parent, method, header: context.responseHeader, trailer: context.responseTrailer };
+  const implContext = (req: AnyRequest): HandlerContext => ({ ...context, service: req.service, requestHeader: req.header, signal: req.signal, values: req.contextValues });
+  const call = impl as (input: unknown, context: HandlerContext) => unknown;
+  let innermost: ReturnType<Interceptor>;
+  let request: AnyRequest;
+  switch (method.methodKind) {
+    case "unary":
+      request = { ...common, stream: false, message: await input.single() } as AnyRequest;
+      innermost = async (req) =>
+        ({ ...responseCommon, stream: false, message: normalize(method.output, await call(req.message, implContext(req))) }) as AnyResponse;
+      break;
+    case "server_streaming":
+      request = { ...common, stream: true, message: once(await input.single()) } as AnyRequest;
+      innermost = async (req) => {
+        const message = await single(req.message as AsyncIterable<unknown>);
+        return { ...responseCommon, stream: true, message: call(message, implContext(req)) as AsyncIterable<unknown> } as AnyResponse;
+      };
+      break;
+    case "client_streaming":
+      request = { ...common, stream: true, message: input } as AnyRequest;
+      innermost = async (req) =>
+        ({ ...responseCommon, stream: true, message: once(normalize(method.output, await call(req.message, implContext(req)))) }) as AnyResponse;
+      break;
+    default:
+      throw new ConnectError(`${method.methodKind} calls are not served here`, Code.Unimplemented);
+  }
+  const chain = interceptors.reduceRight<ReturnType<Interceptor>>((next, interceptor) => interceptor(next), innermost);
+  return chain(request);
+}
+
+/** Sends the response messages; the headers go with the first, so the implementation may still set them. */
+async function writeResponse(writer: ResponseWriter, schema: DescMessage, res: AnyResponse, writeMaxBytes: number): Promise<void> {
+  if (!res.stream) {
+    const pieces = encodeEnvelope(schema, normalize(schema, res.message), writeMaxBytes);
+    writer.sendHeaders(toNodeHeaders(res.header));
+    await writer.write(pieces);
+    return;
+  }
+  for await (const message of res.message) {
+    const pieces = encodeEnvelope(schema, normalize(schema, message), writeMaxBytes);
+    if (!writer.started) writer.sendHeaders(toNodeHeaders(res.header));
+    await writer.write(pieces);
+  }
+  if (!writer.started) writer.sendHeaders(toNodeHeaders(res.header));
+}
+
+/**
+ * The status to end a failed call with. Once its deadline has passed, a call ends
+ * DEADLINE_EXCEEDED, whatever the implementation threw on seeing its signal abort.
+ */
+function callError(err: unknown, context: HandlerContext): ConnectError {
+  const reason: unknown = context.signal.aborted ? context.signal.reason : undefined;
+  if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) return reason;
+  return err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+}
+
+function normalize(schema: DescMessage, message: unknown) {
+  return isMessage(message, schema) ? message : create(schema, message as never);
+}
+
+async function* once<T>(value: T): AsyncGenerator<T> {
+  yield value;
+}
+
+async function single<T>(messages: AsyncIterable<T>): Promise<T> {
+  for await (const message of messages) return message;
+  throw new ConnectError("protocol error: missing input message", Code.Unimplemented);
+}
+
+function headerValue(value: string | string[] | undefined): string | null {
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+/** The request's headers without HTTP/2 pseudo-headers, as connect-node gives them to interceptors. */
+function requestHeaders(headers: IncomingHttpHeaders): Headers {
+  const out = new Headers();
+  for (const key in headers) {
+    if (key.charCodeAt(0) === 58 /* ":" */) continue;
+    const value = headers[key];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) out.append(key, v);
+    else out.append(key, String(value));
+  }
+  return out;
+}
+
+function toNodeHeaders(headers: Headers): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  headers.forEach((value, key) => (out[key] = value));
+  return out;
+}
