@@ -49,7 +49,7 @@ export interface HttpHandlers {
 export function createHttpHandlers(options: HttpHandlerOptions): HttpHandlers {
   const { logger } = options;
   const onUnexpected = (err: unknown) => logger.error({ err }, "a call failed on the server side");
-  const filesImpl = { ...filesHandlers(options.files), ...uploadsHandlers(options.uploads) };
+  const filesImpl = { ...filesHandlers(options.files, options.maxMessageBytes), ...uploadsHandlers(options.uploads) };
   const interceptors = [
     observeInterceptor(logger, options.metrics),
     ...(options.authenticator ? [authInterceptor(options.authenticator)] : []),

@@ -13,15 +13,17 @@ import { purposeName, toFileMessage } from "./file-message.js";
 import { principalOf } from "./principal.js";
 
 /**
- * Bytes per DownloadFileResponse. The protobuf encoder grows its buffer in powers of two from
- * 128 bytes, so a payload just under 256 KiB encodes into a 256 KiB buffer, not a 512 KiB one.
+ * Most bytes per DownloadFileResponse: as large as local files are read, so their reads pass
+ * through whole. Room is left for the message's own framing under the message-size limit.
  */
-const DOWNLOAD_CHUNK = 256 * 1024 - 64;
+const DOWNLOAD_CHUNK = 256 * 1024;
+const MESSAGE_FRAMING_BYTES = 16;
 
 type FileRpcs = Pick<ServiceImpl<typeof FilesServiceDesc>, "uploadFile" | "downloadFile" | "getFile" | "listFiles" | "deleteFile">;
 
-/** The Files RPCs, each a thin translation onto the core. */
-export function filesHandlers(files: FilesService): FileRpcs {
+/** The Files RPCs, each a thin translation onto the core. `maxMessageBytes` bounds every response message. */
+export function filesHandlers(files: FilesService, maxMessageBytes: number): FileRpcs {
+  const downloadChunk = Math.min(DOWNLOAD_CHUNK, maxMessageBytes - MESSAGE_FRAMING_BYTES);
   return {
     async uploadFile(requests, ctx) {
       const messages = requests[Symbol.asyncIterator]();
@@ -44,7 +46,7 @@ export function filesHandlers(files: FilesService): FileRpcs {
         { signal: ctx.signal, owner: principalOf(ctx) },
       );
       yield { payload: { case: "file", value: toFileMessage(download.file) } };
-      for await (const chunk of rechunk(download.body, DOWNLOAD_CHUNK)) {
+      for await (const chunk of rechunk(download.body, downloadChunk)) {
         yield { payload: { case: "chunk", value: chunk } };
       }
     },
@@ -102,24 +104,29 @@ async function* chunksOf(messages: AsyncIterator<UploadFileRequest>): AsyncGener
 }
 
 /**
- * Re-chunks a byte stream into pieces of exactly `size` bytes (the last may be shorter).
- * S3 bodies arrive in 16–64 KiB reads; each gRPC message costs a frame, an encode and often a
- * flow-control round trip, so fewer, larger messages move the same bytes faster.
+ * Re-chunks a byte stream into pieces of at most `max` bytes. Each gRPC message costs a frame and
+ * a trip through the response pipeline, so S3's 16–64 KiB reads are joined (one copy) into pieces
+ * near `max`; a read of exactly `max` bytes passes through as it is, and a larger one is cut into
+ * views, so neither is copied.
  */
-async function* rechunk(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+export async function* rechunk(source: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Uint8Array> {
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
-  for await (const chunk of source) {
+  const flush = () => {
+    const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+    return joined;
+  };
+  for await (let chunk of source) {
+    if (pendingBytes > 0 && pendingBytes + chunk.byteLength > max) yield flush();
+    for (; chunk.byteLength > max; chunk = chunk.subarray(max)) yield chunk.subarray(0, max);
+    if (chunk.byteLength === 0) continue;
     pending.push(chunk);
     pendingBytes += chunk.byteLength;
-    if (pendingBytes < size) continue;
-    const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-    let at = 0;
-    for (; joined.byteLength - at >= size; at += size) yield joined.subarray(at, at + size);
-    pending = at < joined.byteLength ? [joined.subarray(at)] : [];
-    pendingBytes = joined.byteLength - at;
+    if (pendingBytes === max) yield flush();
   }
-  if (pendingBytes > 0) yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+  if (pendingBytes > 0) yield flush();
 }
 
 function invalid(message: string): ConnectError {

@@ -1,9 +1,9 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { create, fromBinary, isMessage, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import { compressionNegotiate } from "@connectrpc/connect/protocol";
+import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { encodeGrpcMessage } from "../grpc-message-encoding.js";
+import { createCallContext } from "./call-context.js";
 import { InboundMessages, type Decompressor } from "./inbound-messages.js";
 import { encodeEnvelope } from "./outbound-envelopes.js";
 import { ResponseWriter } from "./response-writer.js";
@@ -21,8 +21,6 @@ export interface CallOptions {
 type AnyRequest = Parameters<ReturnType<Interceptor>>[0];
 type AnyResponse = Awaited<ReturnType<ReturnType<Interceptor>>>;
 
-const CONTENT_TYPE = "application/grpc+proto";
-const CANCELLED = () => new ConnectError("the client cancelled the call", Code.Canceled);
 
 /**
  * Serves one gRPC call on its HTTP/2 stream: reads the grpc-timeout and grpc-encoding headers,
@@ -37,32 +35,14 @@ export async function serveGrpcCall(
   impl: MethodImpl,
   options: CallOptions,
 ): Promise<void> {
-  const cancel = new AbortController();
-  const onClose = () => cancel.abort(CANCELLED());
-  stream.once("close", onClose);
   const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
-  const context = createHandlerContext({
-    service: method.parent,
-    method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    timeoutMs: timeout.timeoutMs,
-    requestSignal: cancel.signal,
-    requestHeader: requestHeaders(headers),
-    url: `http://${headerValue(headers[":authority"]) ?? "localhost"}${headers[":path"]}`,
-    responseHeader: { "content-type": CONTENT_TYPE },
-    responseTrailer: { "grpc-status": "0" },
-  });
+  const call = createCallContext(stream, headers, method, timeout.error ? undefined : timeout.timeoutMs);
+  const { context } = call;
   const writer = new ResponseWriter(stream, context.signal);
-  const compression = compressionNegotiate(
-    options.acceptCompression as never,
-    headerValue(headers["grpc-encoding"]),
-    headerValue(headers["grpc-accept-encoding"]),
-    "grpc-accept-encoding",
-  );
+  const compression = requestCompression(headerValue(headers["grpc-encoding"]), options.acceptCompression);
   const input = new InboundMessages(stream, {
     readMaxBytes: options.readMaxBytes,
-    compression: compression.request as Decompressor | null,
+    compression: compression.decompressor,
     decode: (bytes) => fromBinary(method.input, bytes),
   });
   try {
@@ -81,9 +61,8 @@ export async function serveGrpcCall(
     if (writer.started) writer.end(trailers);
     else writer.trailersOnly({ ...toNodeHeaders(context.responseHeader), ...trailers });
   } finally {
-    stream.off("close", onClose);
     void input.return();
-    context.abort();
+    call.dispose();
   }
 }
 
@@ -173,22 +152,25 @@ async function single<T>(messages: AsyncIterable<T>): Promise<T> {
   throw new ConnectError("protocol error: missing input message", Code.Unimplemented);
 }
 
+/**
+ * The request's compression. Responses are never compressed (file bytes rarely shrink), so
+ * grpc-accept-encoding does not matter; an encoding the server lacks is UNIMPLEMENTED, naming
+ * the ones it has, as gRPC's compression spec asks.
+ */
+function requestCompression(requested: string | null, available: readonly Decompressor[]): { decompressor: Decompressor | null; error?: ConnectError } {
+  if (requested === null || requested === "identity") return { decompressor: null };
+  const found = available.find((c) => c.name === requested);
+  if (found) return { decompressor: found };
+  const acceptable = available.map((c) => c.name).join(",");
+  return {
+    decompressor: null,
+    error: new ConnectError(`unknown compression "${requested}": supported encodings are ${acceptable}`, Code.Unimplemented, { "grpc-accept-encoding": acceptable }),
+  };
+}
+
 function headerValue(value: string | string[] | undefined): string | null {
   if (value === undefined) return null;
   return Array.isArray(value) ? value.join(", ") : value;
-}
-
-/** The request's headers without HTTP/2 pseudo-headers, as connect-node gives them to interceptors. */
-function requestHeaders(headers: IncomingHttpHeaders): Headers {
-  const out = new Headers();
-  for (const key in headers) {
-    if (key.charCodeAt(0) === 58 /* ":" */) continue;
-    const value = headers[key];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) out.append(key, v);
-    else out.append(key, String(value));
-  }
-  return out;
 }
 
 function toNodeHeaders(headers: Headers): OutgoingHttpHeaders {
