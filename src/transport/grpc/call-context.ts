@@ -16,7 +16,14 @@ export interface CallContext {
  * AbortController for everything that ends a call: the client resetting the stream, the deadline
  * (grpc-timeout), and the call ending.
  */
-export function createCallContext(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: DescMethod, timeoutMs: number | undefined): CallContext {
+export function createCallContext(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  method: DescMethod,
+  timeoutMs: number | undefined,
+  /** The request compressions accepted, advertised on every response as gRPC's compression spec describes. */
+  acceptEncoding: string,
+): CallContext {
   const controller = new AbortController();
   const onClose = () => controller.abort(new ConnectError("the client cancelled the call", Code.Canceled));
   stream.once("close", onClose);
@@ -30,7 +37,7 @@ export function createCallContext(stream: ServerHttp2Stream, headers: IncomingHt
     timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
     requestMethod: "POST",
     requestHeader: requestHeaders(headers),
-    responseHeader: new Headers({ "content-type": "application/grpc+proto" }),
+    responseHeader: new Headers({ "content-type": "application/grpc+proto", "grpc-accept-encoding": acceptEncoding }),
     responseTrailer: new Headers({ "grpc-status": "0" }),
     protocolName: "grpc",
     values: createContextValues(),

@@ -36,7 +36,7 @@ export async function serveGrpcCall(
   options: CallOptions,
 ): Promise<void> {
   const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
-  const call = createCallContext(stream, headers, method, timeout.error ? undefined : timeout.timeoutMs);
+  const call = createCallContext(stream, headers, method, timeout.error ? undefined : timeout.timeoutMs, options.acceptCompression.map((c) => c.name).join(","));
   const { context } = call;
   const writer = new ResponseWriter(stream, context.signal);
   const compression = requestCompression(headerValue(headers["grpc-encoding"]), options.acceptCompression);

@@ -25,13 +25,14 @@ export class ResponseWriter {
 
   sendHeaders(headers: OutgoingHttpHeaders): void {
     this.headersSent = true;
+    if (this.gone()) throw new ConnectError("the client cancelled the call", Code.Canceled);
     this.stream.respond({ ...headers, ":status": 200 }, { waitForTrailers: true });
   }
 
   /** Writes one message's pieces in one writev; resolves once the stream can take more. */
   async write(pieces: Uint8Array[]): Promise<void> {
     const { stream } = this;
-    if (stream.destroyed || stream.closed) throw new ConnectError("the client cancelled the call", Code.Canceled);
+    if (this.gone()) throw new ConnectError("the client cancelled the call", Code.Canceled);
     stream.cork();
     for (const piece of pieces) stream.write(piece);
     stream.uncork();
@@ -43,7 +44,7 @@ export class ResponseWriter {
     if (this.finished) return;
     this.finished = true;
     const { stream } = this;
-    if (stream.destroyed) return;
+    if (this.gone()) return;
     stream.once("wantTrailers", () => {
       stream.sendTrailers(trailers);
       this.stopClientSending();
@@ -61,7 +62,7 @@ export class ResponseWriter {
   trailersOnly(headers: OutgoingHttpHeaders): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.stream.destroyed) return;
+    if (this.gone()) return;
     this.headersSent = true;
     this.stream.respond({ ...headers, ":status": 200 }, { endStream: true });
     this.stopClientSending();
@@ -76,6 +77,11 @@ export class ResponseWriter {
     setImmediate(() => {
       if (!this.stream.destroyed && this.stream.state.remoteClose === 0) this.stream.close(http2.constants.NGHTTP2_NO_ERROR);
     });
+  }
+
+  /** A stream the client reset (or that timed out) takes no more frames. */
+  private gone(): boolean {
+    return this.stream.destroyed || this.stream.closed;
   }
 
   private drained(): Promise<void> {
