@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DownloadFileResponseSchema, FilePurpose, FileSchema, GetFileResponseSchema } from "../../gen/ts/files/v1/files_pb.js";
 import { EnvelopeSplitter, type Envelope } from "../../src/transport/grpc/envelope-splitter.js";
-import { encodeEnvelope } from "../../src/transport/grpc/outbound-envelopes.js";
+import { encodeBytesField, encodeEnvelope } from "../../src/transport/grpc/outbound-envelopes.js";
 
 function envelope(flags: number, data: Uint8Array): Buffer {
   const out = Buffer.alloc(5 + data.byteLength);
@@ -111,5 +111,17 @@ describe("encodeEnvelope", () => {
   it("refuses a response message over the write limit with RESOURCE_EXHAUSTED", () => {
     const message = create(DownloadFileResponseSchema, { payload: { case: "chunk", value: Buffer.alloc(1024) } });
     expect(() => encodeEnvelope(DownloadFileResponseSchema, message, 1024)).toThrow(/message size 1027 is larger than configured writeMaxBytes 1024/);
+  });
+
+  it("joins several pieces into one bytes field, as toBinary would encode their concatenation, without copying them", () => {
+    const pieces = [Buffer.alloc(100, 1), Buffer.alloc(0), Buffer.alloc(70_000, 2), Buffer.alloc(5, 3)];
+    const joined = Buffer.concat(pieces);
+    const wire = encodeBytesField(2, pieces, joined.length, 1 << 20);
+    expect(wire.slice(1)).toEqual([pieces[0], pieces[2], pieces[3]]);
+    const { length, body } = decodeWire(wire);
+    expect(length).toBe(body.length);
+    const message = fromBinary(DownloadFileResponseSchema, body);
+    expect(message.payload.case).toBe("chunk");
+    expect(Buffer.from(message.payload.value as Uint8Array).equals(joined)).toBe(true);
   });
 });

@@ -10,6 +10,7 @@ import {
 import type { FilesService } from "../../files/files-service.js";
 import type { UploadRequest } from "../../files/upload-request.js";
 import { purposeName, toFileMessage } from "./file-message.js";
+import { JOINS_DOWNLOAD_CHUNKS, rechunk, splitChunks } from "./download-chunks.js";
 import { principalOf } from "./principal.js";
 
 /**
@@ -46,7 +47,8 @@ export function filesHandlers(files: FilesService, maxMessageBytes: number): Fil
         { signal: ctx.signal, owner: principalOf(ctx) },
       );
       yield { payload: { case: "file", value: toFileMessage(download.file) } };
-      for await (const chunk of rechunk(download.body, downloadChunk)) {
+      const pieces = ctx.values.get(JOINS_DOWNLOAD_CHUNKS) ? splitChunks(download.body, downloadChunk) : rechunk(download.body, downloadChunk);
+      for await (const chunk of pieces) {
         yield { payload: { case: "chunk", value: chunk } };
       }
     },
@@ -101,32 +103,6 @@ async function* chunksOf(messages: AsyncIterator<UploadFileRequest>): AsyncGener
     }
     yield next.value.payload.value;
   }
-}
-
-/**
- * Re-chunks a byte stream into pieces of at most `max` bytes. Each gRPC message costs a frame and
- * a trip through the response pipeline, so S3's 16–64 KiB reads are joined (one copy) into pieces
- * near `max`; a read of exactly `max` bytes passes through as it is, and a larger one is cut into
- * views, so neither is copied.
- */
-export async function* rechunk(source: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Uint8Array> {
-  let pending: Uint8Array[] = [];
-  let pendingBytes = 0;
-  const flush = () => {
-    const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-    pending = [];
-    pendingBytes = 0;
-    return joined;
-  };
-  for await (let chunk of source) {
-    if (pendingBytes > 0 && pendingBytes + chunk.byteLength > max) yield flush();
-    for (; chunk.byteLength > max; chunk = chunk.subarray(max)) yield chunk.subarray(0, max);
-    if (chunk.byteLength === 0) continue;
-    pending.push(chunk);
-    pendingBytes += chunk.byteLength;
-    if (pendingBytes === max) yield flush();
-  }
-  if (pendingBytes > 0) yield flush();
 }
 
 function invalid(message: string): ConnectError {

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { JOINS_DOWNLOAD_CHUNKS } from "../connect/download-chunks.js";
 
 /** The one reason a finished call's signal is aborted with (built once: an abort without a reason makes a DOMException, stack and all, per call). */
 const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
@@ -40,7 +41,7 @@ export function createCallContext(
     responseHeader: new Headers({ "content-type": "application/grpc+proto", "grpc-accept-encoding": acceptEncoding }),
     responseTrailer: new Headers({ "grpc-status": "0" }),
     protocolName: "grpc",
-    values: createContextValues(),
+    values: createContextValues().set(JOINS_DOWNLOAD_CHUNKS, true),
     url: `http://${headers[":authority"] ?? "localhost"}${headers[":path"]}`,
   };
   return {

@@ -5,7 +5,7 @@ import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grp
 import { encodeGrpcMessage } from "../grpc-message-encoding.js";
 import { createCallContext } from "./call-context.js";
 import { InboundMessages, type Decompressor } from "./inbound-messages.js";
-import { encodeEnvelope } from "./outbound-envelopes.js";
+import { BYTES_FIELD_OVERHEAD, bulkBytesOf, encodeBytesField, encodeEnvelope } from "./outbound-envelopes.js";
 import { ResponseWriter } from "./response-writer.js";
 
 /** A method implementation as connect-es's ServiceImpl gives it: (request or stream, context) → response or stream. */
@@ -113,19 +113,41 @@ async function invoke(
   return chain(request);
 }
 
-/** Sends the response messages; the headers go with the first, so the implementation may still set them. */
+/** Download chunks are joined into messages of about this size (the HTTP/2 frames do not care; each message costs the client a little). */
+const JOINED_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * Sends the response messages; the headers go with the first, so the implementation may still set
+ * them. Consecutive download chunks are joined, without copying, into one message of up to
+ * JOINED_CHUNK_BYTES (bounded by the message limit): the handler hands over reads as they come.
+ */
 async function writeResponse(writer: ResponseWriter, schema: DescMessage, res: AnyResponse, writeMaxBytes: number): Promise<void> {
-  if (!res.stream) {
-    const pieces = encodeEnvelope(schema, normalize(schema, res.message), writeMaxBytes);
-    writer.sendHeaders(toNodeHeaders(res.header));
-    await writer.write(pieces);
-    return;
-  }
-  for await (const message of res.message) {
-    const pieces = encodeEnvelope(schema, normalize(schema, message), writeMaxBytes);
+  const write = async (pieces: Uint8Array[]) => {
     if (!writer.started) writer.sendHeaders(toNodeHeaders(res.header));
     await writer.write(pieces);
+  };
+  if (!res.stream) return write(encodeEnvelope(schema, normalize(schema, res.message), writeMaxBytes));
+  const joinLimit = Math.min(JOINED_CHUNK_BYTES, writeMaxBytes - BYTES_FIELD_OVERHEAD);
+  let joined: { field: number; pieces: Uint8Array[]; bytes: number } | undefined;
+  const flush = async () => {
+    if (!joined) return;
+    const { field, pieces, bytes } = joined;
+    joined = undefined;
+    await write(encodeBytesField(field, pieces, bytes, writeMaxBytes));
+  };
+  for await (const message of res.message) {
+    const bulk = bulkBytesOf(schema, message);
+    if (bulk && joined && joined.field === bulk.field && joined.bytes + bulk.bytes.byteLength <= joinLimit) {
+      joined.pieces.push(bulk.bytes);
+      joined.bytes += bulk.bytes.byteLength;
+    } else {
+      await flush();
+      if (bulk) joined = { field: bulk.field, pieces: [bulk.bytes], bytes: bulk.bytes.byteLength };
+      else await write(encodeEnvelope(schema, normalize(schema, message), writeMaxBytes));
+    }
+    if (joined && joined.bytes >= joinLimit) await flush();
   }
+  await flush();
   if (!writer.started) writer.sendHeaders(toNodeHeaders(res.header));
 }
 

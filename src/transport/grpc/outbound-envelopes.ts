@@ -20,25 +20,19 @@ const BULK_BYTES: Record<string, BulkBytesOf> = {
   },
 };
 
+/** The bytes field a response message carries alone (a download chunk), or undefined. */
+export function bulkBytesOf(schema: DescMessage, message: unknown): { field: number; bytes: Uint8Array } | undefined {
+  return BULK_BYTES[schema.typeName]?.(message);
+}
+
 /**
  * Encodes one response message as a gRPC length-prefixed message, in pieces to be written in
- * order. A download chunk becomes two pieces: the envelope and field prefix (a few bytes), then
- * the chunk itself, so file bytes are never copied into a message buffer.
+ * order. A download chunk becomes the envelope and field prefix (a few bytes) followed by the
+ * chunk itself, so file bytes are never copied into a message buffer.
  */
 export function encodeEnvelope<D extends DescMessage>(schema: D, message: MessageShape<D>, writeMaxBytes: number): Uint8Array[] {
-  const bulk = BULK_BYTES[schema.typeName]?.(message);
-  if (bulk) {
-    const length = bulk.bytes.byteLength;
-    const tag = lengthDelimitedTag(bulk.field);
-    const prefix = Buffer.allocUnsafe(PREFIX_BYTES + 1 + varintSize(length));
-    const messageBytes = prefix.length - PREFIX_BYTES + length;
-    assertWithin(messageBytes, writeMaxBytes);
-    prefix[0] = 0;
-    prefix.writeUInt32BE(messageBytes, 1);
-    prefix[PREFIX_BYTES] = tag;
-    writeVarint(prefix, PREFIX_BYTES + 1, length);
-    return length === 0 ? [prefix] : [prefix, bulk.bytes];
-  }
+  const bulk = bulkBytesOf(schema, message);
+  if (bulk) return encodeBytesField(bulk.field, [bulk.bytes], bulk.bytes.byteLength, writeMaxBytes);
   const bytes = toBinary(schema, message);
   assertWithin(bytes.byteLength, writeMaxBytes);
   const out = Buffer.allocUnsafe(PREFIX_BYTES + bytes.byteLength);
@@ -47,6 +41,24 @@ export function encodeEnvelope<D extends DescMessage>(schema: D, message: Messag
   out.set(bytes, PREFIX_BYTES);
   return [out];
 }
+
+/**
+ * One message holding only the length-delimited field `field`, whose value is `pieces` joined:
+ * the prefix, then the pieces as they are. Protobuf sees one field; nothing is copied.
+ */
+export function encodeBytesField(field: number, pieces: Uint8Array[], length: number, writeMaxBytes: number): Uint8Array[] {
+  const prefix = Buffer.allocUnsafe(PREFIX_BYTES + 1 + varintSize(length));
+  const messageBytes = prefix.length - PREFIX_BYTES + length;
+  assertWithin(messageBytes, writeMaxBytes);
+  prefix[0] = 0;
+  prefix.writeUInt32BE(messageBytes, 1);
+  prefix[PREFIX_BYTES] = lengthDelimitedTag(field);
+  writeVarint(prefix, PREFIX_BYTES + 1, length);
+  return [prefix, ...pieces.filter((p) => p.byteLength > 0)];
+}
+
+/** Bytes a bytes-field message adds around its value (tag and length varint, at most 6 for a value under 4 GiB). */
+export const BYTES_FIELD_OVERHEAD = 6;
 
 function assertWithin(messageBytes: number, writeMaxBytes: number): void {
   if (messageBytes > writeMaxBytes) {

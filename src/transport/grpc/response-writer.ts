@@ -1,6 +1,13 @@
 import http2, { type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 
+/**
+ * Bytes queued on the stream before the next message waits for them to drain. The stream's own
+ * high-water mark (16 KiB) would make every message wait for the one before to be sent; a little
+ * more lets the next read from the store overlap with sending.
+ */
+const WRITE_AHEAD_BYTES = 1024 * 1024;
+
 /** How long trailers may wait behind unsent data (a client that stopped reading) before the stream is reset. */
 const TRAILER_GRACE_MS = 1_000;
 
@@ -36,7 +43,7 @@ export class ResponseWriter {
     stream.cork();
     for (const piece of pieces) stream.write(piece);
     stream.uncork();
-    if (stream.writableNeedDrain) await this.drained();
+    if (stream.writableLength > WRITE_AHEAD_BYTES) await this.drained();
   }
 
   /** Ends a response whose headers were sent, with these trailers. */
