@@ -16,11 +16,12 @@ export interface CallOptions {
   readMaxBytes: number;
   writeMaxBytes: number;
   acceptCompression: readonly Decompressor[];
+  /** The accepted compressions' names, as grpc-accept-encoding lists them. */
+  acceptEncoding: string;
 }
 
 type AnyRequest = Parameters<ReturnType<Interceptor>>[0];
 type AnyResponse = Awaited<ReturnType<ReturnType<Interceptor>>>;
-
 
 /**
  * Serves one gRPC call on its HTTP/2 stream: reads the grpc-timeout and grpc-encoding headers,
@@ -36,7 +37,7 @@ export async function serveGrpcCall(
   options: CallOptions,
 ): Promise<void> {
   const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
-  const call = createCallContext(stream, headers, method, timeout.error ? undefined : timeout.timeoutMs, options.acceptCompression.map((c) => c.name).join(","));
+  const call = createCallContext(stream, headers, method, timeout.error ? undefined : timeout.timeoutMs, options.acceptEncoding);
   const { context } = call;
   const writer = new ResponseWriter(stream, context.signal);
   const compression = requestCompression(headerValue(headers["grpc-encoding"]), options.acceptCompression);
@@ -50,8 +51,7 @@ export async function serveGrpcCall(
     if (timeout.error) throw timeout.error;
     const res = await invoke(method, impl, context, input, options.interceptors);
     await writeResponse(writer, method.output, res, options.writeMaxBytes);
-    // A stream the client reset while the last message was queued has nothing left to send to.
-    if (!stream.destroyed) writer.end(toNodeHeaders(res.trailer));
+    writer.end(toNodeHeaders(res.trailer));
   } catch (err) {
     const error = callError(err, context);
     const trailer = setTrailerStatus(new Headers(context.responseTrailer), error);

@@ -22,7 +22,12 @@ const GRPC_PROTO = /^application\/grpc(\+proto)?$/i;
  * node:http2's stream API (serveGrpcCall). Anything else, including other services (health,
  * reflection) and other protocols, is left for connect-es.
  */
-export function grpcStreamRouter(services: GrpcServiceImpl[], options: CallOptions, onUnexpected: (err: unknown) => void): Http2StreamHandler {
+export function grpcStreamRouter(
+  services: GrpcServiceImpl[],
+  settings: Omit<CallOptions, "acceptEncoding">,
+  onUnexpected: (err: unknown) => void,
+): Http2StreamHandler {
+  const options: CallOptions = { ...settings, acceptEncoding: settings.acceptCompression.map((c) => c.name).join(",") };
   const methods = new Map<string, { method: DescMethod; impl: MethodImpl | undefined }>();
   const prefixes: string[] = [];
   for (const { service, impl } of services) {
