@@ -15,8 +15,31 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 MIB = 1024 * 1024
-COLORS = {"grpc": "#1f77b4", "grpcjs": "#17becf", "rest": "#2ca02c", "uploads": "#9467bd", "llama": "#d62728", "direct": "#7f7f7f"}
-LABELS = {"grpc": "service gRPC", "grpcjs": "service gRPC (grpc-js)", "rest": "service REST", "uploads": "service Uploads API", "llama": "reference (llama-stack)", "direct": "direct S3"}
+COLORS = {
+    "grpc": "#1f77b4",
+    "grpcjs": "#17becf",
+    "grpcgo": "#aec7e8",
+    "grpcio": "#393b79",
+    "rest": "#2ca02c",
+    "resth2": "#98df8a",
+    "uploads": "#9467bd",
+    "floor": "#8c564b",
+    "llama": "#d62728",
+    "direct": "#7f7f7f",
+}
+LABELS = {
+    "grpc": "service gRPC",
+    "grpcjs": "service gRPC (grpc-js)",
+    "grpcgo": "service gRPC (grpc-go)",
+    "grpcio": "service gRPC (grpcio)",
+    "rest": "service REST",
+    "resth2": "service REST (HTTP/2)",
+    "uploads": "service Uploads API",
+    "floor": "floor (bare node:http)",
+    "llama": "reference (llama-stack)",
+    "direct": "direct S3",
+}
+SERVER_TARGETS = ["grpc", "grpcjs", "grpcgo", "grpcio", "rest", "resth2", "uploads", "floor", "llama"]
 
 
 def empty(ax, title):
@@ -31,7 +54,7 @@ def memory_panel(ax, large):
     rows = [r for r in large if r.get("memory")]
     if not rows:
         return empty(ax, title)
-    for target in ["grpc", "grpcjs", "rest", "uploads", "llama"]:
+    for target in SERVER_TARGETS:
         mine = sorted((r for r in rows if r["target"] == target), key=lambda r: r["sizeBytes"])
         if not mine:
             continue
@@ -52,10 +75,10 @@ def memory_panel(ax, large):
 
 def throughput_panel(ax, large, ratios):
     title = "Large transfers: throughput ÷ direct S3 (same run)"
-    if not ratios:
+    if not any(r.get("uploadVsDirect") for r in ratios):  # also: --storage local, no direct S3
         return empty(ax, title)
     sizes = sorted({r["sizeBytes"] for r in ratios})
-    series = [(t, op) for t in ["grpc", "grpcjs", "rest", "uploads", "llama"] for op in ["upload", "download"] if any(r["target"] == t for r in ratios)]
+    series = [(t, op) for t in SERVER_TARGETS for op in ["upload", "download"] if any(r["target"] == t for r in ratios)]
     width = 0.8 / max(1, len(series))
     for i, (target, op) in enumerate(series):
         values = []
@@ -78,7 +101,7 @@ def small_panel(ax, small):
     title = "Small files (4 KiB uploads): ops/s by concurrency"
     if not small:
         return empty(ax, title)
-    for target in ["direct", "grpc", "grpcjs", "rest", "llama"]:
+    for target in ["direct", "grpc", "grpcjs", "grpcgo", "grpcio", "rest", "llama"]:
         mine = sorted((r for r in small if r["target"] == target), key=lambda r: r["concurrency"])
         if mine:
             ax.plot([r["concurrency"] for r in mine], [r["opsPerSecond"] for r in mine], "o-", color=COLORS[target], label=LABELS[target])

@@ -5,15 +5,8 @@
  *  - the service over gRPC with @grpc/grpc-js (optional).
  * Downloads are hashed as they arrive and never buffered; uploads read the payload block by block.
  */
-import http from "node:http";
 import { Readable } from "node:stream";
-import {
-  CreateBucketCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  PutObjectCommand,
-  S3Client,
-} from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
@@ -38,6 +31,7 @@ import {
   type UploadFileResponse,
 } from "../gen/ts/files/v1/files_pb.js";
 import { MiB, StreamDigest, type Payload } from "./payload.js";
+import { PART_SIZE, QUEUE_SIZE, s3Client, type S3Target } from "./s3.js";
 
 export interface Transferred {
   bytes: number;
@@ -56,42 +50,8 @@ export interface BenchClient {
   close(): void;
 }
 
-export interface S3Target {
-  endpoint: string;
-  region: string;
-  bucket: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-}
-
-/** Part size and parts in flight: the server's defaults (config part_size_bytes / part_concurrency). */
-export const PART_SIZE = 8 * MiB;
-export const QUEUE_SIZE = 4;
 /** Bytes per UploadFileRequest chunk (and the server's DownloadFileResponse chunk size). */
 export const CHUNK_SIZE = MiB;
-
-/** `maxSockets`: connections the client may open (the SDK's default is 50, below the small-file scenario's 64). */
-export function s3Client(target: S3Target, maxSockets?: number): S3Client {
-  return new S3Client({
-    ...(maxSockets !== undefined && { requestHandler: { httpAgent: new http.Agent({ keepAlive: true, maxSockets }) } }),
-    endpoint: target.endpoint,
-    region: target.region,
-    credentials: { accessKeyId: target.accessKeyId, secretAccessKey: target.secretAccessKey },
-    forcePathStyle: true,
-    // Plain bodies: no aws-chunked CRC32 trailers (the server does the same for custom endpoints).
-    requestChecksumCalculation: "WHEN_REQUIRED",
-    responseChecksumValidation: "WHEN_REQUIRED",
-  });
-}
-
-export async function createBucket(target: S3Target): Promise<void> {
-  const client = s3Client(target);
-  try {
-    await client.send(new CreateBucketCommand({ Bucket: target.bucket }));
-  } finally {
-    client.destroy();
-  }
-}
 
 /**
  * The baseline: a streamed GetObject, and either one streamed PutObject ("put") or lib-storage's

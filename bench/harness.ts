@@ -13,12 +13,15 @@ import { join } from "node:path";
 import type { Options, Target } from "./options.js";
 import { errorMessage, log, warnLoudly, type Cleanup } from "./lifecycle.js";
 import { peakRssBytes, resetPeakRss, rssBytes, RssSampler } from "./proc.js";
-import { startReference, startService, writeServiceConfig, type S3Settings, type ServiceProcess } from "./servers.js";
+import type { ForeignCommands } from "./foreign-clients.js";
+import { startFloor, startReference, startService, writeLocalServiceConfig, writeServiceConfig, type S3Settings, type ServiceProcess } from "./servers.js";
 
 export interface Context {
   options: Options;
   s3: S3Settings;
-  buckets: { direct: string; service: string; reference: string };
+  buckets: { direct: string; service: string; floor: string; reference: string };
+  /** How to start the grpcgo and grpcio clients, once prepared (foreign-clients.ts). */
+  foreignClients: ForeignCommands;
   /** The run's temp dir (removed at the end). */
   dir: string;
   /** The llama-stack venv, or undefined when the reference is not available (then `referenceProblem` says why). */
@@ -64,7 +67,7 @@ export class MemoryProbe {
   private idle = 0;
   private reset = false;
 
-  constructor(private readonly server: ServiceProcess) {
+  constructor(readonly server: ServiceProcess) {
     this.sampler = new RssSampler(server.pid);
   }
 
@@ -92,9 +95,10 @@ export class MemoryProbe {
   }
 }
 
-export type ServerKind = "service" | "reference";
+export type ServerKind = "service" | "floor" | "reference";
 
-export const kindOf = (target: Target): ServerKind | "direct" => (target === "direct" ? "direct" : target === "llama" ? "reference" : "service");
+export const kindOf = (target: Target): ServerKind | "direct" =>
+  target === "direct" ? "direct" : target === "llama" ? "reference" : target === "floor" ? "floor" : "service";
 
 /** Servers currently running, so an abort can stop them. */
 const running = new Set<ServiceProcess>();
@@ -118,10 +122,21 @@ export async function withServer<T>(ctx: Context, kind: ServerKind, db: string, 
   let server: ServiceProcess;
   if (kind === "service") {
     const dbPath = serviceDbPath(ctx, db);
-    await mkdir(join(ctx.dir, `service-${db}`), { recursive: true });
-    const configPath = await writeServiceConfig(join(ctx.dir, `service-${db}`), ctx.s3, ctx.buckets.service, dbPath, ctx.options.maxFileBytes, ctx.options.payloadSigning);
+    const dir = join(ctx.dir, `service-${db}`);
+    await mkdir(dir, { recursive: true });
+    const { maxFileBytes } = ctx.options;
+    const configPath =
+      ctx.options.storage === "local"
+        ? await writeLocalServiceConfig(dir, join(ctx.dir, "service-store"), dbPath, maxFileBytes)
+        : await writeServiceConfig(dir, ctx.s3, ctx.buckets.service, dbPath, maxFileBytes, ctx.options.payloadSigning);
     server = await startService(configPath, ctx.cpuProfDir);
     ctx.phaseOfPid.set(server.pid, phase);
+  } else if (kind === "floor") {
+    server = await startFloor(
+      ctx.options.storage === "local"
+        ? { storage: "local", dir: join(ctx.dir, "floor-store") }
+        : { storage: "s3", s3: { ...ctx.s3, bucket: ctx.buckets.floor }, payloadSigning: ctx.options.payloadSigning },
+    );
   } else {
     if (!ctx.referenceVenv) throw new Error(`the reference is not available: ${ctx.referenceProblem}`);
     server = await startReference(ctx.referenceVenv, referenceDir(ctx, db), ctx.s3, ctx.buckets.reference);

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { BenchClient } from "./clients.js";
 import { BLOCK, MiB, type Payload } from "./payload.js";
-import { restBenchClient, sendForm } from "./rest-client.js";
+import { restBenchClient, sendBody } from "./rest-client.js";
 
 export interface FileObject {
   id: string;
@@ -106,7 +106,7 @@ function sendPart(agent: http.Agent, baseUrl: string, uploadId: string, payload:
       "content-length": Buffer.byteLength(head) + bytes + Buffer.byteLength(tail),
     },
   });
-  return sendForm<{ id: string }>(req, `POST /v1/uploads/${uploadId}/parts`, head, payload.blocks(first, count), tail).then((part) => part.id);
+  return sendBody<{ id: string }>(req, `POST /v1/uploads/${uploadId}/parts`, head, payload.blocks(first, count), tail).then((part) => part.id);
 }
 
 /**

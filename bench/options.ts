@@ -6,16 +6,26 @@ import { MiB } from "./payload.js";
 import type { PayloadSigning } from "../src/config/config.js";
 
 export const SCENARIOS = ["large", "small", "list", "retrieve", "pg"] as const;
-export const TARGETS = ["direct", "grpc", "grpcjs", "rest", "uploads", "llama"] as const;
-/** grpcjs (the same RPCs through @grpc/grpc-js) is a cross-check of the gRPC client's share: opt-in. */
-export const DEFAULT_TARGETS: readonly Target[] = ["direct", "grpc", "rest", "uploads", "llama"];
+export const TARGETS = ["direct", "grpc", "grpcjs", "grpcgo", "grpcio", "rest", "resth2", "uploads", "floor", "llama"] as const;
+/**
+ * grpcjs and grpcio (the same RPCs through @grpc/grpc-js and Python's grpcio) are cross-checks of
+ * the gRPC client's share, and the slowest clients: opt-in. grpcgo, resth2 and the floor add about
+ * three to four minutes to the full run and carry the gRPC-vs-REST checks: default.
+ */
+export const DEFAULT_TARGETS: readonly Target[] = ["direct", "grpc", "grpcgo", "rest", "resth2", "uploads", "floor", "llama"];
+/** Targets that need S3 itself, left out with --storage local. */
+export const S3_ONLY_TARGETS: readonly Target[] = ["direct", "llama"];
+export const STORAGES = ["s3", "local"] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 export type Target = (typeof TARGETS)[number];
+export type Storage = (typeof STORAGES)[number];
 
 export interface Options {
   scenarios: Scenario[];
   sizes: number[];
   targets: Target[];
+  /** Where the service and the floor keep file bytes: the S3 endpoint, or a local directory. */
+  storage: Storage;
   rows: number;
   outDir: string;
   runs: number;
@@ -35,8 +45,14 @@ export const USAGE = `usage: npm run bench -- [options]
 
   --scenarios LIST   large,small,list,retrieve,pg (default: all)
   --sizes LIST       large-transfer sizes (default: 16MiB,256MiB,1GiB; units B, KiB, MiB, GiB)
-  --targets LIST     direct,grpc,grpcjs,rest,uploads,llama (default: all but grpcjs; grpc is
-                     connect-node's client, grpcjs the same RPCs through @grpc/grpc-js)
+  --targets LIST     direct,grpc,grpcjs,grpcgo,grpcio,rest,resth2,uploads,floor,llama (default:
+                     all but grpcjs and grpcio). grpc is connect-node's client; grpcjs, grpcgo
+                     and grpcio the same RPCs through @grpc/grpc-js, grpc-go and Python's grpcio;
+                     resth2 the REST API over HTTP/2 cleartext; floor a bare node:http server
+                     storing the bytes on the same store (the cost floor per GiB)
+  --storage s3|local where the service and the floor store files (default: s3). local: the
+                     embedded local store in the run's temp dir; direct S3 and the reference are
+                     left out and the ratios are against REST
   --rows N           rows seeded for list and retrieve, and inserted by pg (default: 100000)
   --out DIR          results directory (default: bench/results)
   --runs N           large transfers: runs per target and size, best reported (default: 1)
@@ -77,6 +93,11 @@ function list<T extends string>(text: string, allowed: readonly T[], flag: strin
   return [...new Set(items)] as T[];
 }
 
+function oneOf<T extends string>(text: string, allowed: readonly T[], flag: string): T {
+  if (!(allowed as readonly string[]).includes(text)) throw new Error(`${flag}: expected ${allowed.join(" or ")}, got '${text}'`);
+  return text as T;
+}
+
 function positiveInt(text: string, flag: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got '${text}'`);
@@ -90,6 +111,7 @@ export function parseOptions(argv: string[] = process.argv.slice(2)): Options | 
       scenarios: { type: "string", default: SCENARIOS.join(",") },
       sizes: { type: "string", default: "16MiB,256MiB,1GiB" },
       targets: { type: "string", default: DEFAULT_TARGETS.join(",") },
+      storage: { type: "string", default: "s3" },
       rows: { type: "string", default: "100000" },
       out: { type: "string", default: "bench/results" },
       runs: { type: "string", default: "1" },
@@ -111,6 +133,7 @@ export function parseOptions(argv: string[] = process.argv.slice(2)): Options | 
     scenarios: list(values.scenarios, SCENARIOS, "--scenarios"),
     sizes,
     targets: list(values.targets, TARGETS, "--targets"),
+    storage: oneOf(values.storage, STORAGES, "--storage"),
     rows: positiveInt(values.rows, "--rows"),
     outDir: resolve(REPO_ROOT, values.out),
     runs: positiveInt(values.runs, "--runs"),

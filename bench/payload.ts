@@ -13,13 +13,22 @@ export const MiB = 1024 * 1024;
 export const BLOCK = MiB;
 const POOL_SIZE = 4;
 
+/**
+ * The pool: POOL_SIZE blocks of the keystream of AES-128-CTR with key 16 × 0x42 and IV 0, in order.
+ * Block `i` of a payload is pool block `i % POOL_SIZE` with `i` written big-endian into its first
+ * 8 bytes (the Go and Python bench clients build the same bytes).
+ */
+export function payloadPool(): Buffer[] {
+  const cipher = createCipheriv("aes-128-ctr", Buffer.alloc(16, 0x42), Buffer.alloc(16, 0));
+  return Array.from({ length: POOL_SIZE }, () => cipher.update(Buffer.alloc(BLOCK)));
+}
+
 export class Payload {
   private readonly pool: Buffer[];
 
   constructor(readonly bytes: number) {
     if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`payload size must be a non-negative integer, got ${bytes}`);
-    const cipher = createCipheriv("aes-128-ctr", Buffer.alloc(16, 0x42), Buffer.alloc(16, 0));
-    this.pool = Array.from({ length: POOL_SIZE }, () => cipher.update(Buffer.alloc(BLOCK)));
+    this.pool = payloadPool();
   }
 
   /** The payload as fresh blocks of up to 1 MiB (the last one may be shorter); optionally only blocks [first, first + count). */

@@ -51,6 +51,36 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
+/** Nanoseconds on CPU of the process's live threads (schedstat's sum_exec_runtime); undefined where not exposed. */
+function liveThreadsCpuNanos(pid: number): number | undefined {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    return Number.isFinite(ns) ? ns : undefined;
+  } catch {
+    return undefined; // no schedstat, or a thread exited between readdir and read
+  }
+}
+
+/**
+ * Starts a CPU stopwatch on a process; the returned function gives its utime + stime since then,
+ * in seconds. /proc/PID/stat counts in clock ticks (10 ms), too coarse for a 16 MiB transfer or
+ * a few hundred calls, so the live threads' schedstat (nanoseconds, the same runtime the kernel
+ * splits into utime and stime) is used; but that forgets threads that exited meanwhile, which
+ * /proc/PID/stat keeps: when the tick count is ahead by more than its rounding (two ticks), it is taken.
+ */
+export function cpuStopwatch(pid: number): () => number {
+  const ticks0 = cpuSeconds(pid);
+  const ns0 = liveThreadsCpuNanos(pid);
+  return () => {
+    const coarse = cpuSeconds(pid) - ticks0;
+    const ns = liveThreadsCpuNanos(pid);
+    if (ns0 === undefined || ns === undefined) return coarse;
+    const fine = (ns - ns0) / 1e9;
+    return coarse - fine > 2 / CLK_TCK ? coarse : fine;
+  };
+}
+
 /** The process's argv, from /proc/<pid>/cmdline. */
 export function commandLine(pid: number): string[] {
   return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((s) => s !== "");

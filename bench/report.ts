@@ -1,4 +1,4 @@
-/** Result types, summaries and the printed table of the upload/download benchmark. */
+/** Result types, summaries and the printed table of the upload/download benchmark; the plain-text table the bench prints. */
 import { MiB } from "./payload.js";
 
 export type Operation = "upload" | "download";
@@ -90,9 +90,10 @@ export function summarize(samples: Sample[]): Summary[] {
 
 const mib = (bytes: number) => (bytes / MiB).toFixed(1);
 
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+/** A plain-text table: the first `textColumns` columns left-aligned, the rest (numbers) right-aligned. */
+export function table(header: string[], rows: string[][], textColumns = 1): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < textColumns ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
 

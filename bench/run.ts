@@ -2,11 +2,14 @@
  * The benchmark harness of issue #7: `npm run bench -- [options]` (`--help` lists them).
  *
  * One run measures every selected scenario against every selected target on one S3 endpoint:
- * direct S3 (the ceiling), this service (gRPC, REST, Uploads API), and the reference, Llama
- * Stack's `remote::s3` files provider (installed into a cached venv; if it cannot be installed or
- * started the run says so loudly and goes on without it). It starts moto (or uses S3_BENCH_ENDPOINT
- * / S3_ENDPOINT), each server on loopback with its own bucket and SQLite database in a temp dir,
- * and stops and removes all of it at the end, also on failure, Ctrl+C or the --timeout-min limit.
+ * direct S3 (the ceiling), this service (gRPC through connect-node, grpc-go and grpcio, REST over
+ * HTTP/1.1 and HTTP/2, Uploads API), the floor (a bare node:http server on the same store), and
+ * the reference, Llama Stack's `remote::s3` files provider (installed into a cached venv; if it
+ * cannot be installed or started the run says so loudly and goes on without it). With
+ * --storage local the service and the floor store on local disk instead, and direct S3 and the
+ * reference are left out. It starts moto (or uses S3_BENCH_ENDPOINT / S3_ENDPOINT), each server on
+ * loopback with its own bucket and SQLite database in a temp dir, and stops and removes all of it
+ * at the end, also on failure, Ctrl+C or the --timeout-min limit.
  *
  * Output: tables and the targets' PASS/FAIL on stdout; OUT/bench-<time>.json and .png, copied to
  * OUT/latest.json and OUT/latest.png; with --cpu-prof, the server's profiles under
@@ -28,18 +31,19 @@ import {
 } from "@aws-sdk/client-s3";
 import { runCommand, startMoto } from "../test/support/moto.js";
 import { REPO_ROOT } from "../test/support/server-process.js";
-import { createBucket, s3Client, type S3Target } from "./clients.js";
+import { createBucket, s3Client, type S3Target } from "./s3.js";
 import { attempt, measuredWindows, stopAllServers, withServer, type Context } from "./harness.js";
 import { Cleanup, errorMessage, log, warnLoudly } from "./lifecycle.js";
 import { OpenAiRest, UPLOAD_PART_BYTES, UPLOAD_PART_CONCURRENCY } from "./openai-rest.js";
-import { formatSize, parseOptions, USAGE, type Options } from "./options.js";
+import { isForeign, prepareForeignClients } from "./foreign-clients.js";
+import { formatSize, parseOptions, S3_ONLY_TARGETS, USAGE, type Options } from "./options.js";
 import { runPg } from "./pg-metadata.js";
 import { formatProfile, summarizeProfiles } from "./profile.js";
 import { ensureLlamaStackVenv, ensurePlotVenv, findPython, installedVersion, LLAMA_STACK_VERSION, referenceMaxUploadBytes, type FoundPython } from "./python.js";
 import { runLarge } from "./scenario-large.js";
 import { runMetadata } from "./scenario-metadata.js";
 import { runSmall, SMALL_FILE_BYTES } from "./scenario-small.js";
-import { formatTables, largeRatios, latencyRatios, smallRatios, targetChecks, type Results } from "./summary.js";
+import { formatTables, grpcVsRestOf, largeRatios, latencyRatios, smallRatios, targetChecks, type Results } from "./summary.js";
 
 const cleanup = new Cleanup();
 
@@ -165,13 +169,20 @@ async function main(options: Options): Promise<number> {
   };
 
   const needsServers = options.scenarios.some((s) => s !== "pg");
+  const local = options.storage === "local";
+  const leftOut = local ? options.targets.filter((t) => S3_ONLY_TARGETS.includes(t)) : [];
+  if (leftOut.length > 0) {
+    options.targets = options.targets.filter((t) => !leftOut.includes(t));
+    log(`--storage local: ${leftOut.join(" and ")} left out (they need S3); the ratios are against REST (HTTP/1.1) in this run`);
+  }
   const wantsReference = needsServers && options.targets.includes("llama");
   // Python (and the installs, first time only) while moto starts.
   const pythonFound = findPython();
   const plotReady = pythonFound.then((p) => ("python" in p ? ensurePlotVenv(p).then(() => undefined) : undefined)).catch(() => undefined);
 
-  // `pg` alone needs no S3.
-  const { endpoint, kind, external } = needsServers ? await s3Endpoint() : { endpoint: "", kind: "none (pg only)", external: false };
+  // `pg` alone needs no S3, nor does the local store.
+  const { endpoint, kind, external } =
+    needsServers && !local ? await s3Endpoint() : { endpoint: "", kind: local ? "none (--storage local)" : "none (pg only)", external: false };
   const suffix = `${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
   const dir = await mkdtemp(join(tmpdir(), "files-bench-"));
   cleanup.add("remove the temp dir", () => rm(dir, { recursive: true, force: true }));
@@ -183,7 +194,13 @@ async function main(options: Options): Promise<number> {
       accessKeyId: process.env.AWS_ACCESS_KEY_ID || "test",
       secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY || "test",
     },
-    buckets: { direct: `files-bench-direct-${suffix}`, service: `files-bench-service-${suffix}`, reference: `files-bench-reference-${suffix}` },
+    buckets: {
+      direct: `files-bench-direct-${suffix}`,
+      service: `files-bench-service-${suffix}`,
+      floor: `files-bench-floor-${suffix}`,
+      reference: `files-bench-reference-${suffix}`,
+    },
+    foreignClients: {},
     dir,
     referenceVenv: undefined,
     referenceProblem: undefined,
@@ -193,17 +210,25 @@ async function main(options: Options): Promise<number> {
     cleanup,
     errors: [],
   };
-  if (needsServers) {
+  if (needsServers && !local) {
     for (const bucket of Object.values(ctx.buckets)) {
       await createBucket({ ...ctx.s3, bucket });
       if (external) cleanup.add(`delete bucket ${bucket}`, () => deleteBucket({ ...ctx.s3, bucket }));
     }
   }
   cleanup.add("stop the servers", () => stopAllServers());
-  log(`S3: ${kind} at ${endpoint}; temp dir ${dir}`);
+  log(local ? `storage: local, under ${dir}` : `S3: ${kind} at ${endpoint}; temp dir ${dir}`);
   log(`scenarios ${options.scenarios.join(",")}; targets ${options.targets.join(",")}; sizes ${options.sizes.map(formatSize).join(",")}; rows ${options.rows}`);
   if (options.cpuProf) log(`--cpu-prof: this service runs under the V8 profiler (its figures are slower than without); profiles go to ${ctx.cpuProfDir}`);
   if (options.payloadSigning) log(`this service runs with payload_signing: ${options.payloadSigning}`);
+
+  const foreign =
+    needsServers && options.targets.some(isForeign) ? await phase("client builds", () => prepareForeignClients(options.targets, dir)) : { commands: {}, problems: {} };
+  ctx.foreignClients = foreign.commands;
+  for (const [target, problem] of Object.entries(foreign.problems)) {
+    warnLoudly(`target ${target} is NOT benchmarked in this run: its client could not be prepared: ${problem}`);
+    options.targets = options.targets.filter((t) => t !== target);
+  }
 
   const python = await pythonFound;
   const reference: ReferenceInfo = wantsReference
@@ -238,11 +263,15 @@ async function main(options: Options): Promise<number> {
     command: `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim(),
     machine: machine(),
     s3: kind,
+    storage: options.storage,
+    targetsLeftOut: { ...Object.fromEntries(leftOut.map((t) => [t, "--storage local (needs S3)"])), ...foreign.problems },
     options: { ...options, outDir: relative(REPO_ROOT, options.outDir) || options.outDir },
     settings: {
       smallFileBytes: SMALL_FILE_BYTES,
       uploadsApi: { partBytes: UPLOAD_PART_BYTES, partsInFlight: UPLOAD_PART_CONCURRENCY },
-      service: "dist/src/main.js, SQLite metadata, default part size and concurrency",
+      service: `dist/src/main.js, SQLite metadata, ${local ? "local store (inline::localfs)" : "S3, default part size and concurrency"}`,
+      floor: `bench/floor-server.ts: node:http, SHA-256 of every upload, ${local ? "temp file flushed and renamed" : "lib-storage Upload (8 MiB parts, 4 in flight), streamed GetObject, the service's createS3Client with its payload_signing"}`,
+      serverCpu: "utime + stime of the server process (live threads' schedstat, else /proc/PID/stat) right before and after each upload and download, and over each small level, list walk and retrieve run",
       memoryMethod:
         "fresh server process per measured phase; after a warm-up VmHWM is reset via /proc/PID/clear_refs and VmRSS taken as idle; peak = VmHWM after the phase",
       seeding: seed,
@@ -254,7 +283,12 @@ async function main(options: Options): Promise<number> {
     list: results.list,
     retrieve: results.retrieve,
     pg: results.pg,
-    ratios: { large: largeRatios(results.large), small: smallRatios(results.small), latency: latencyRatios(results.list, results.retrieve) },
+    ratios: {
+      large: largeRatios(results.large),
+      small: smallRatios(results.small),
+      latency: latencyRatios(results.list, results.retrieve),
+      grpcVsRest: grpcVsRestOf(results),
+    },
     targets: checks,
     errors: ctx.errors,
     scenarioSeconds,

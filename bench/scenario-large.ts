@@ -3,19 +3,28 @@
  *  - direct S3, two ways: one streamed PutObject, and lib-storage's multipart Upload with the
  *    service's part size and concurrency; then a streamed GetObject. The faster upload of the two
  *    is the ceiling the service is measured against;
- *  - this service over gRPC (connect-node client streaming / server streaming), REST multipart
- *    (POST /v1/files, GET /content), and the Uploads API (8 MiB parts, 4 in flight, complete);
+ *  - this service over gRPC (client streaming / server streaming: connect-node, and grpc-js,
+ *    grpc-go or grpcio when selected), REST multipart (POST /v1/files, GET /content) over HTTP/1.1
+ *    and HTTP/2, and the Uploads API (8 MiB parts, 4 in flight, complete);
+ *  - the floor: a bare node:http server storing the body on the same store (floor-server.ts);
  *  - the reference over its REST API (POST /v1/files, GET /content).
  * Every download is hashed as it arrives and must match the payload's SHA-256.
- * Each service target runs on a fresh server process (see harness.ts for the memory method).
+ * Each server target runs on a fresh server process (see harness.ts for the memory method), and
+ * its CPU (utime + stime) is read right before and after the upload and again around the download,
+ * so each transfer also says what it cost the server per GiB.
  */
-import { connectGrpcClient, directS3Client, grpcJsBenchClient, type BenchClient, type S3Target } from "./clients.js";
+import { connectGrpcClient, directS3Client, grpcJsBenchClient, type BenchClient } from "./clients.js";
+import { floorBenchClient } from "./floor-client.js";
+import { ForeignClient } from "./foreign-clients.js";
 import { attempt, kindOf, log, MemoryProbe, mib, withServer, type Context, type Memory } from "./harness.js";
 import { withTimeout } from "./lifecycle.js";
 import { uploadsApiClient } from "./openai-rest.js";
 import { formatSize, type Target } from "./options.js";
 import { MiB, Payload } from "./payload.js";
+import { cpuStopwatch } from "./proc.js";
 import { restBenchClient } from "./rest-client.js";
+import { RestH2 } from "./rest-h2-client.js";
+import type { S3Target } from "./s3.js";
 
 export type LargeTarget = "direct-put" | "direct-multipart" | Exclude<Target, "direct">;
 
@@ -29,10 +38,14 @@ export interface TransferResult {
   uploadSeconds: number;
   downloadSeconds: number;
   sha256Verified: true;
+  /** Server targets only: the server's CPU seconds (utime + stime) per GiB moved, least of the runs. */
+  uploadCpuSecPerGiB: number | null;
+  downloadCpuSecPerGiB: number | null;
   /** Server targets only. */
   memory: Memory | null;
 }
 
+const GiB = 1024 * MiB;
 const WARMUP_BYTES = MiB;
 
 /** Generous per-transfer bound: two minutes plus one second per MiB. */
@@ -52,30 +65,54 @@ function clientFor(ctx: Context, target: LargeTarget, baseUrl: string): BenchCli
       return connectGrpcClient(baseUrl);
     case "grpcjs":
       return grpcJsBenchClient(baseUrl);
+    case "grpcgo":
+    case "grpcio":
+      return new ForeignClient(target, ctx.foreignClients, baseUrl);
     case "rest":
     case "llama":
       return restBenchClient(baseUrl);
+    case "resth2":
+      return new RestH2(baseUrl);
     case "uploads":
       return uploadsApiClient(baseUrl);
+    case "floor":
+      return floorBenchClient(baseUrl);
   }
 }
 
-/** One upload, one verified download, one delete; timed. */
-async function transfer(client: BenchClient, payload: Payload, sha256: string, label: string) {
+interface Timed {
+  uploadSeconds: number;
+  downloadSeconds: number;
+  /** The server's CPU seconds over each; null without a server process. */
+  uploadCpuSeconds: number | null;
+  downloadCpuSeconds: number | null;
+}
+
+/** One upload, one verified download, one delete; timed, with the server's CPU (pid) read around each. */
+async function transfer(client: BenchClient, payload: Payload, sha256: string, label: string, pid: number | undefined): Promise<Timed> {
   const limit = transferTimeoutMs(payload.bytes);
+  const cpu = () => (pid === undefined ? () => null : cpuStopwatch(pid));
+  let serverCpu = cpu();
   let t0 = performance.now();
   const up = await withTimeout(client.upload(payload, sha256), limit, `${label} upload`);
   const uploadSeconds = (performance.now() - t0) / 1000;
+  const uploadCpuSeconds = serverCpu();
   if (up.bytes !== payload.bytes) throw new Error(`${label}: stored ${up.bytes} bytes, sent ${payload.bytes}`);
+  serverCpu = cpu();
   t0 = performance.now();
   const down = await withTimeout(client.download(up.id), limit, `${label} download`);
   const downloadSeconds = (performance.now() - t0) / 1000;
+  const downloadCpuSeconds = serverCpu();
   if (down.bytes !== payload.bytes || down.sha256 !== sha256) {
     throw new Error(`${label}: downloaded ${down.bytes} bytes with SHA-256 ${down.sha256}, sent ${payload.bytes} bytes with ${sha256}`);
   }
   await withTimeout(client.remove(up.id), 60_000, `${label} delete`); // keeps moto's in-memory store small
-  return { uploadSeconds, downloadSeconds };
+  return { uploadSeconds, downloadSeconds, uploadCpuSeconds, downloadCpuSeconds };
 }
+
+/** Least of the CPU figures (null when there is none), as the best run's time is the least. */
+const leastCpu = (a: number | null, b: number | null): number | null => (a === null ? b : b === null ? a : Math.min(a, b));
+const perGiB = (seconds: number | null, bytes: number) => (seconds === null ? null : seconds / (bytes / GiB));
 
 async function measure(ctx: Context, target: LargeTarget, payload: Payload, sha256: string, baseUrl: string, probe: MemoryProbe | undefined) {
   const label = `${target} ${formatSize(payload.bytes)}`;
@@ -83,13 +120,18 @@ async function measure(ctx: Context, target: LargeTarget, payload: Payload, sha2
   try {
     if (probe) {
       const warm = new Payload(WARMUP_BYTES);
-      await transfer(client, warm, warm.sha256(), `${label} warm-up`);
+      await transfer(client, warm, warm.sha256(), `${label} warm-up`, undefined);
       probe.begin();
     }
-    let best = { uploadSeconds: Infinity, downloadSeconds: Infinity };
+    let best: Timed = { uploadSeconds: Infinity, downloadSeconds: Infinity, uploadCpuSeconds: null, downloadCpuSeconds: null };
     for (let run = 1; run <= ctx.options.runs; run++) {
-      const t = await transfer(client, payload, sha256, label);
-      best = { uploadSeconds: Math.min(best.uploadSeconds, t.uploadSeconds), downloadSeconds: Math.min(best.downloadSeconds, t.downloadSeconds) };
+      const t = await transfer(client, payload, sha256, label, probe?.server.pid);
+      best = {
+        uploadSeconds: Math.min(best.uploadSeconds, t.uploadSeconds),
+        downloadSeconds: Math.min(best.downloadSeconds, t.downloadSeconds),
+        uploadCpuSeconds: leastCpu(best.uploadCpuSeconds, t.uploadCpuSeconds),
+        downloadCpuSeconds: leastCpu(best.downloadCpuSeconds, t.downloadCpuSeconds),
+      };
     }
     const memory = probe ? probe.end() : null;
     const result: TransferResult = {
@@ -101,10 +143,13 @@ async function measure(ctx: Context, target: LargeTarget, payload: Payload, sha2
       uploadSeconds: best.uploadSeconds,
       downloadSeconds: best.downloadSeconds,
       sha256Verified: true,
+      uploadCpuSecPerGiB: perGiB(best.uploadCpuSeconds, payload.bytes),
+      downloadCpuSecPerGiB: perGiB(best.downloadCpuSeconds, payload.bytes),
       memory,
     };
     const mem = memory ? `, RSS idle ${mib(memory.idleRssBytes)} → peak ${mib(memory.peakRssBytes)} MiB` : "";
-    log(`large ${label}: up ${result.uploadMiBps.toFixed(1)} MiB/s, down ${result.downloadMiBps.toFixed(1)} MiB/s${mem}`);
+    const cpu = result.uploadCpuSecPerGiB === null ? "" : `, server CPU up ${result.uploadCpuSecPerGiB.toFixed(2)} / down ${result.downloadCpuSecPerGiB?.toFixed(2)} s/GiB`;
+    log(`large ${label}: up ${result.uploadMiBps.toFixed(1)} MiB/s, down ${result.downloadMiBps.toFixed(1)} MiB/s${cpu}${mem}`);
     return result;
   } finally {
     client.close();

@@ -4,20 +4,27 @@
  *    `after` = the page's last id, newest first; every row must be seen exactly once;
  *  - retrieve: `GET /v1/files/{id}` (gRPC: GetFile) for ids drawn at random (the same sequence for
  *    every target), one request at a time, for p50/p99.
- * Targets: this service over gRPC (connect-node, and @grpc/grpc-js when asked for) and REST, the
- * reference over REST. Each measured phase runs on a fresh server process (see harness.ts for the
- * memory method).
+ * Targets: this service over gRPC (connect-node, and @grpc/grpc-js, grpc-go or grpcio when
+ * selected; the last two walk and retrieve inside their own process) and REST over HTTP/1.1 and
+ * HTTP/2, the reference over REST. Each measured phase runs on a fresh server process (see
+ * harness.ts for the memory method), and the server's CPU over the measured calls gives its CPU
+ * per call.
  */
 import { connectFilesClient, grpcJsFilesClient } from "./clients.js";
+import { ForeignClient, type LoopRun } from "./foreign-clients.js";
 import { attempt, log, MemoryProbe, mib, referenceDir, serviceDbPath, withServer, type Context, type Memory } from "./harness.js";
 import { withTimeout } from "./lifecycle.js";
 import { OpenAiRest } from "./openai-rest.js";
+import type { Target } from "./options.js";
+import { cpuStopwatch } from "./proc.js";
+import { RestH2 } from "./rest-h2-client.js";
 import { countRows, seedFiles, seedReference, seedService, type SeedFile } from "./seed.js";
 import { referenceDbPath, type ServiceProcess } from "./servers.js";
 import { latency, prng, type Latency } from "./stats.js";
 
 export const PAGE_SIZE = 100;
-type MetaTarget = "grpc" | "grpcjs" | "rest" | "llama";
+const META_TARGETS = ["grpc", "grpcjs", "grpcgo", "grpcio", "rest", "resth2", "llama"] as const;
+type MetaTarget = (typeof META_TARGETS)[number];
 
 export interface ListResult {
   target: MetaTarget;
@@ -30,6 +37,8 @@ export interface ListResult {
   seconds: number;
   rowsPerSecond: number;
   pageLatency: Latency;
+  /** The server's CPU (utime + stime) over the walk, per page. */
+  cpuMicrosPerCall: number;
   memory: Memory;
 }
 
@@ -40,6 +49,8 @@ export interface RetrieveResult {
   seconds: number;
   opsPerSecond: number;
   latency: Latency;
+  /** The server's CPU (utime + stime) over the measured requests, per request. */
+  cpuMicrosPerCall: number;
   memory: Memory;
 }
 
@@ -56,7 +67,14 @@ interface MetaClient {
   close(): void;
 }
 
-function metaClient(target: MetaTarget, baseUrl: string): MetaClient {
+/** The two measured loops: a walk of at most `maxPages` pages, and one retrieve per id in order. */
+interface MetaDriver {
+  walk(maxPages: number): Promise<LoopRun & { pages: number; rowsSeen: number; duplicates: number }>;
+  retrieve(ids: string[]): Promise<LoopRun & { mismatch: string | null }>;
+  close(): void;
+}
+
+function metaClient(target: Exclude<MetaTarget, "grpcgo" | "grpcio">, baseUrl: string): MetaClient {
   if (target === "grpc") {
     const { client, close } = connectFilesClient(baseUrl);
     return {
@@ -83,7 +101,7 @@ function metaClient(target: MetaTarget, baseUrl: string): MetaClient {
       close: () => client.close(),
     };
   }
-  const api = new OpenAiRest(baseUrl, 1);
+  const api = target === "resth2" ? new RestH2(baseUrl) : new OpenAiRest(baseUrl, 1);
   return {
     async page(after) {
       const res = await api.listPage(PAGE_SIZE, after);
@@ -96,98 +114,126 @@ function metaClient(target: MetaTarget, baseUrl: string): MetaClient {
   };
 }
 
+/** The loops of `target`: the foreign clients run them themselves, the others here around `metaClient`. */
+function metaDriver(ctx: Context, target: MetaTarget, baseUrl: string): MetaDriver {
+  if (target === "grpcgo" || target === "grpcio") {
+    const client = new ForeignClient(target, ctx.foreignClients, baseUrl);
+    return { walk: (maxPages) => client.list(PAGE_SIZE, maxPages), retrieve: (ids) => client.retrieve(ids), close: () => client.close() };
+  }
+  const client = metaClient(target, baseUrl);
+  return {
+    async walk(maxPages) {
+      const seen = new Set<string>();
+      const samplesMs: number[] = [];
+      let duplicates = 0;
+      let after: string | undefined;
+      const t0 = performance.now();
+      while (samplesMs.length < maxPages) {
+        const s = performance.now();
+        const page = await withTimeout(client.page(after), 60_000, `${target} list page ${samplesMs.length + 1}`);
+        samplesMs.push(performance.now() - s);
+        for (const id of page.ids) {
+          if (seen.has(id)) duplicates++;
+          seen.add(id);
+        }
+        if (!page.hasMore || page.ids.length === 0) break;
+        after = page.lastId;
+      }
+      return { samplesMs, seconds: (performance.now() - t0) / 1000, pages: samplesMs.length, rowsSeen: seen.size, duplicates };
+    },
+    async retrieve(ids) {
+      const samplesMs: number[] = [];
+      const t0 = performance.now();
+      for (const id of ids) {
+        const s = performance.now();
+        const got = await withTimeout(client.retrieve(id), 60_000, `${target} retrieve ${id}`);
+        samplesMs.push(performance.now() - s);
+        if (got !== id) return { samplesMs, seconds: (performance.now() - t0) / 1000, mismatch: `retrieve ${id} answered ${got}` };
+      }
+      return { samplesMs, seconds: (performance.now() - t0) / 1000, mismatch: null };
+    },
+    close: () => client.close(),
+  };
+}
+
 async function walk(ctx: Context, target: MetaTarget, server: ServiceProcess, files: SeedFile[]): Promise<ListResult> {
-  const client = metaClient(target, server.baseUrl);
+  const driver = metaDriver(ctx, target, server.baseUrl);
   try {
-    await client.page(undefined); // warm-up
-    await client.retrieve(files[0]!.id);
+    await driver.walk(1); // warm-up
+    await driver.retrieve([files[0]!.id]);
     const probe = new MemoryProbe(server);
     probe.begin();
-    const seen = new Set<string>();
-    const samples: number[] = [];
-    let duplicates = 0;
-    let after: string | undefined;
-    const t0 = performance.now();
+    const serverCpu = cpuStopwatch(server.pid);
     // Bounded: a server that never says has_more=false cannot loop forever.
-    for (let pages = 0; pages <= files.length / PAGE_SIZE + 2; pages++) {
-      const s = performance.now();
-      const page = await withTimeout(client.page(after), 60_000, `${target} list page ${pages + 1}`);
-      samples.push(performance.now() - s);
-      for (const id of page.ids) {
-        if (seen.has(id)) duplicates++;
-        seen.add(id);
-      }
-      if (!page.hasMore || page.ids.length === 0) break;
-      after = page.lastId;
-    }
-    const seconds = (performance.now() - t0) / 1000;
+    const run = await driver.walk(Math.ceil(files.length / PAGE_SIZE) + 2);
+    const cpuSeconds = serverCpu();
     const memory = probe.end();
     const result: ListResult = {
       target,
       rows: files.length,
-      rowsSeen: seen.size,
-      duplicates,
-      complete: seen.size === files.length && duplicates === 0,
-      pages: samples.length,
-      seconds,
-      rowsPerSecond: seen.size / seconds,
-      pageLatency: latency(samples),
+      rowsSeen: run.rowsSeen,
+      duplicates: run.duplicates,
+      complete: run.rowsSeen === files.length && run.duplicates === 0,
+      pages: run.pages,
+      seconds: run.seconds,
+      rowsPerSecond: run.rowsSeen / run.seconds,
+      pageLatency: latency(run.samplesMs),
+      cpuMicrosPerCall: (cpuSeconds * 1e6) / run.pages,
       memory,
     };
     log(
-      `list ${target}: ${result.rowsSeen}/${result.rows} rows in ${result.pages} pages, ${seconds.toFixed(1)} s, page p50 ${result.pageLatency.p50Ms.toFixed(1)} ms, p99 ${result.pageLatency.p99Ms.toFixed(1)} ms, RSS idle ${mib(memory.idleRssBytes)} → peak ${mib(memory.peakRssBytes)} MiB`,
+      `list ${target}: ${result.rowsSeen}/${result.rows} rows in ${result.pages} pages, ${run.seconds.toFixed(1)} s, page p50 ${result.pageLatency.p50Ms.toFixed(1)} ms, p99 ${result.pageLatency.p99Ms.toFixed(1)} ms, server CPU ${result.cpuMicrosPerCall.toFixed(0)} µs/page, RSS idle ${mib(memory.idleRssBytes)} → peak ${mib(memory.peakRssBytes)} MiB`,
     );
     if (!result.complete) {
-      const what = `list ${target}: walked ${result.rowsSeen} distinct rows of ${result.rows} seeded, ${duplicates} seen twice`;
+      const what = `list ${target}: walked ${result.rowsSeen} distinct rows of ${result.rows} seeded, ${run.duplicates} seen twice`;
       if (target === "llama") log(`${what} (the reference's cursor skips rows sharing a created_at second)`);
       else ctx.errors.push(what);
     }
     return result;
   } finally {
-    client.close();
+    driver.close();
   }
 }
 
 async function retrieveMany(ctx: Context, target: MetaTarget, server: ServiceProcess, files: SeedFile[]): Promise<RetrieveResult> {
-  const client = metaClient(target, server.baseUrl);
+  const driver = metaDriver(ctx, target, server.baseUrl);
   try {
     const random = prng(7);
     const ids = Array.from({ length: ctx.options.retrieveOps }, () => files[Math.floor(random() * files.length)]!.id);
-    for (const id of ids.slice(0, 20)) await client.retrieve(id); // warm-up
+    const warm = await driver.retrieve(ids.slice(0, 20));
+    if (warm.mismatch) throw new Error(`${target} warm-up: ${warm.mismatch}`);
     const probe = new MemoryProbe(server);
     probe.begin();
-    const samples: number[] = [];
-    const t0 = performance.now();
-    for (const id of ids) {
-      const s = performance.now();
-      const got = await withTimeout(client.retrieve(id), 60_000, `${target} retrieve ${id}`);
-      samples.push(performance.now() - s);
-      if (got !== id) throw new Error(`${target}: retrieve ${id} answered ${got}`);
-    }
-    const seconds = (performance.now() - t0) / 1000;
+    const serverCpu = cpuStopwatch(server.pid);
+    const run = await driver.retrieve(ids);
+    const cpuSeconds = serverCpu();
     const memory = probe.end();
+    if (run.mismatch) throw new Error(`${target}: ${run.mismatch}`);
     const result: RetrieveResult = {
       target,
       rows: files.length,
       ops: ids.length,
-      seconds,
-      opsPerSecond: ids.length / seconds,
-      latency: latency(samples),
+      seconds: run.seconds,
+      opsPerSecond: ids.length / run.seconds,
+      latency: latency(run.samplesMs),
+      cpuMicrosPerCall: (cpuSeconds * 1e6) / ids.length,
       memory,
     };
     log(
-      `retrieve ${target}: ${ids.length} at ${files.length} rows, ${result.opsPerSecond.toFixed(0)} ops/s, p50 ${result.latency.p50Ms.toFixed(2)} ms, p99 ${result.latency.p99Ms.toFixed(2)} ms, RSS idle ${mib(memory.idleRssBytes)} → peak ${mib(memory.peakRssBytes)} MiB`,
+      `retrieve ${target}: ${ids.length} at ${files.length} rows, ${result.opsPerSecond.toFixed(0)} ops/s, p50 ${result.latency.p50Ms.toFixed(2)} ms, p99 ${result.latency.p99Ms.toFixed(2)} ms, server CPU ${result.cpuMicrosPerCall.toFixed(0)} µs/call, RSS idle ${mib(memory.idleRssBytes)} → peak ${mib(memory.peakRssBytes)} MiB`,
     );
     return result;
   } finally {
-    client.close();
+    driver.close();
   }
 }
+
+const isMetaTarget = (t: Target): t is MetaTarget => (META_TARGETS as readonly string[]).includes(t);
 
 export async function runMetadata(ctx: Context, doList: boolean, doRetrieve: boolean) {
   const list: ListResult[] = [];
   const retrieve: RetrieveResult[] = [];
-  const targets = ctx.options.targets.filter((t): t is MetaTarget => t === "grpc" || t === "grpcjs" || t === "rest" || t === "llama");
+  const targets = ctx.options.targets.filter(isMetaTarget);
   const files = seedFiles(ctx.options.rows, Math.floor(Date.now() / 1000));
   const seed: SeedReport = { method: "direct SQLite inserts into each stopped server's openai_files table (bench/seed.ts)", rows: files.length, seconds: {} };
   const ready = { service: false, reference: false };

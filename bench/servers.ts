@@ -1,10 +1,12 @@
 /**
- * The two servers under test as child processes, behind one interface:
- *  - this service (dist/src/main.js; SQLite metadata, S3 on the bench endpoint), optionally
- *    under `node --cpu-prof`;
+ * The servers under test as child processes, behind one interface:
+ *  - this service (dist/src/main.js; SQLite metadata, S3 on the bench endpoint or the local
+ *    store), optionally under `node --cpu-prof`;
+ *  - the floor, bench/floor-server.ts: a bare node:http server on the same store;
  *  - the reference, Llama Stack's `remote::s3` files provider, run by `llama stack run` with a
  *    config that enables only the files API (SQLite stores) and binds 127.0.0.1.
- * Each is a single process (checked: no children), so its /proc/PID/status is all its memory.
+ * Each is a single process (checked: no children; the floor aside, see startFloor), so its
+ * /proc/PID/status is all its memory and /proc/PID/stat all its CPU.
  */
 import { spawn } from "node:child_process";
 import { readlinkSync } from "node:fs";
@@ -14,7 +16,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
 import type { PayloadSigning } from "../src/config/config.js";
 import { freePort, guardChildProcess, OutputTail, waitForExit } from "../test/support/moto.js";
-import { s3ProviderConfig, startServer } from "../test/support/server-process.js";
+import { REPO_ROOT, s3ProviderConfig, startServer } from "../test/support/server-process.js";
+import type { FloorConfig } from "./floor-server.js";
 import { log } from "./lifecycle.js";
 import { childPids, rssBytes, verifyNodeProcess } from "./proc.js";
 
@@ -61,15 +64,23 @@ export async function writeServiceConfig(
   maxFileBytes: number,
   payloadSigning?: PayloadSigning,
 ): Promise<string> {
-  const config = {
-    ...s3ProviderConfig(s3.endpoint, bucket, { type: "sqlite", db_path: dbPath }, {
-      region: s3.region,
-      aws_access_key_id: s3.accessKeyId,
-      aws_secret_access_key: s3.secretAccessKey,
-      ...(payloadSigning && { payload_signing: payloadSigning }),
-    }),
-    server: { host: "127.0.0.1", limits: { max_file_bytes: maxFileBytes } },
-  };
+  const provider = s3ProviderConfig(s3.endpoint, bucket, { type: "sqlite", db_path: dbPath }, {
+    region: s3.region,
+    aws_access_key_id: s3.accessKeyId,
+    aws_secret_access_key: s3.secretAccessKey,
+    ...(payloadSigning && { payload_signing: payloadSigning }),
+  });
+  return writeConfig(dir, provider, maxFileBytes);
+}
+
+/** The same on the embedded local store (inline::localfs): files under `storageDir`. */
+export function writeLocalServiceConfig(dir: string, storageDir: string, dbPath: string, maxFileBytes: number): Promise<string> {
+  const provider = { api: "files", provider_type: "inline::localfs", config: { storage_dir: storageDir, metadata_store: { type: "sqlite", db_path: dbPath } } };
+  return writeConfig(dir, provider, maxFileBytes);
+}
+
+async function writeConfig(dir: string, provider: object, maxFileBytes: number): Promise<string> {
+  const config = { ...provider, server: { host: "127.0.0.1", limits: { max_file_bytes: maxFileBytes } } };
   const path = join(dir, "files.yaml");
   await writeFile(path, stringify(config));
   return path;
@@ -104,6 +115,63 @@ export async function startService(configPath: string, cpuProfDir?: string): Pro
       guard.release();
     },
     tail: () => server.output.slice(-20).join("\n"),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The floor: bench/floor-server.ts
+// ---------------------------------------------------------------------------
+
+const FLOOR_SCRIPT = join(REPO_ROOT, "bench/floor-server.ts");
+
+/**
+ * Starts the floor server (through tsx, as the harness itself runs) and waits for its port. Its
+ * child check is skipped: on a cold tsx cache, esbuild may still be running beside it, idle, and
+ * the floor's figures are its own pid's anyway.
+ */
+export async function startFloor(config: FloorConfig): Promise<ServiceProcess> {
+  const output = new OutputTail(8_000);
+  const child = spawn(process.execPath, ["--import", "tsx", FLOOR_SCRIPT], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, FLOOR_CONFIG: JSON.stringify(config) },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not start ${FLOOR_SCRIPT}`);
+  const guard = guardChildProcess(pid, { exitSignal: "SIGKILL" });
+  child.stderr!.on("data", (d: Buffer) => output.push(d));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the floor server did not listen within 60 s")), 60_000);
+    let text = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      output.push(d);
+      text += d.toString();
+      const m = /\{"port":(\d+)\}/.exec(text);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`the floor server exited (${signal ?? `code ${code}`}) before listening: ${output.toString()}`));
+    });
+  }).catch(async (err: unknown) => {
+    child.kill("SIGKILL");
+    await waitForExit(child, 5_000);
+    guard.release();
+    throw err;
+  });
+  return {
+    label: "floor server",
+    pid,
+    baseUrl: `http://127.0.0.1:${port}`,
+    startRssBytes: rssBytes(pid),
+    async stop() {
+      await terminate(child, "the floor server");
+      guard.release();
+    },
+    tail: () => output.toString().split("\n").slice(-20).join("\n"),
   };
 }
 

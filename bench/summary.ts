@@ -2,8 +2,11 @@
  * Ratios and the issue's targets from one run's results, and the tables printed on stdout.
  * Ratios are computed only between figures measured in the same run (shared machines are noisy).
  */
+import { check, div, fmt, type TargetCheck } from "./checks.js";
+import { formatGrpcVsRest, grpcVsRest, grpcVsRestChecks } from "./grpc-vs-rest.js";
 import type { PgResult } from "./pg-metadata.js";
 import { formatSize } from "./options.js";
+import { table } from "./report.js";
 import type { ListResult, RetrieveResult } from "./scenario-metadata.js";
 import type { SmallResult } from "./scenario-small.js";
 import type { LargeTarget, TransferResult } from "./scenario-large.js";
@@ -37,13 +40,6 @@ export interface LatencyRatio {
   p50TimesBetter: number | null;
 }
 
-export interface TargetCheck {
-  target: string;
-  measured: string;
-  threshold: string;
-  status: "PASS" | "FAIL" | "n/a";
-}
-
 export interface Results {
   large: TransferResult[];
   small: SmallResult[];
@@ -57,8 +53,6 @@ export interface Results {
   selected: string[];
 }
 
-const div = (a: number | undefined, b: number | undefined): number | null => (a !== undefined && b !== undefined && b > 0 ? a / b : null);
-const fmt = (x: number | null | undefined, digits = 2, suffix = "") => (x === null || x === undefined || !Number.isFinite(x) ? "-" : `${x.toFixed(digits)}${suffix}`);
 const mb = (bytes: number | undefined) => (bytes === undefined ? "-" : (bytes / MiB).toFixed(1));
 
 function ceiling(large: TransferResult[], size: number) {
@@ -107,22 +101,19 @@ export function latencyRatios(list: ListResult[], retrieve: RetrieveResult[]): L
   return out;
 }
 
-const check = (target: string, value: number | null, threshold: number, measured: string, thresholdText: string): TargetCheck => ({
-  target,
-  measured: value === null ? "not measured" : measured,
-  threshold: thresholdText,
-  status: value === null ? "n/a" : value >= threshold ? "PASS" : "FAIL",
-});
-
-/** The issue's targets, each PASS/FAIL, or n/a when this run did not measure it. */
+/**
+ * The issue's targets, each PASS/FAIL, or n/a when this run did not measure it; a check against
+ * direct S3 or the reference only when that was selected (--storage local measures neither). Then
+ * the gRPC-vs-REST checks (grpc-vs-rest.ts).
+ */
 export function targetChecks(results: Results): TargetCheck[] {
   const checks: TargetCheck[] = [];
   const lr = largeRatios(results.large);
   const on = (t: string) => results.selected.includes(t);
   // Sizes the service or direct S3 ran at (not the reference-only size at its upload limit).
   const sizes = [...new Set(results.large.filter((r) => r.target !== "llama").map((r) => r.sizeBytes))].sort((a, b) => a - b);
-  for (const size of sizes) {
-    for (const target of (["grpc", "grpcjs", "rest"] as const).filter(on)) {
+  for (const size of on("direct") ? sizes : []) {
+    for (const target of (["grpc", "grpcjs", "grpcgo", "rest", "resth2"] as const).filter(on)) {
       const r = lr.find((x) => x.sizeBytes === size && x.target === target);
       for (const op of ["upload", "download"] as const) {
         const v = r ? (op === "upload" ? r.uploadVsDirect : r.downloadVsDirect) : null;
@@ -133,7 +124,7 @@ export function targetChecks(results: Results): TargetCheck[] {
 
   const largest = sizes.at(-1);
   const smallest = sizes[0];
-  for (const target of results.large.length > 0 ? (["grpc", "grpcjs", "rest", "uploads"] as const).filter(on) : []) {
+  for (const target of results.large.length > 0 ? (["grpc", "grpcjs", "grpcgo", "grpcio", "rest", "resth2", "uploads"] as const).filter(on) : []) {
     const at1G = results.large.find((r) => r.sizeBytes === GiB && r.target === target);
     if (at1G?.memory) {
       const growth = at1G.memory.growthBytes;
@@ -166,32 +157,33 @@ export function targetChecks(results: Results): TargetCheck[] {
   }
 
   const sr = smallRatios(results.small);
-  for (const target of results.small.length > 0 ? (["grpc", "grpcjs", "rest"] as const).filter(on) : []) {
+  for (const target of results.small.length > 0 && on("llama") ? (["grpc", "grpcjs", "grpcgo", "rest"] as const).filter(on) : []) {
     const r = sr.find((x) => x.target === target && x.concurrency === 16);
     checks.push(check(`small files at concurrency 16 over ${target}`, r?.vsReference ?? null, 3, `${fmt(r?.vsReference)}× reference ops/s`, "≥ 3× reference ops/s"));
   }
 
   const rowsNote = results.rows === FULL_ROWS ? "" : ` (at ${results.rows} rows, target is at 100,000)`;
   for (const r of latencyRatios(results.list, results.retrieve)) {
-    checks.push(check(`${r.scenario} p99 over ${r.target}${rowsNote}`, r.p99TimesBetter, 3, `${fmt(r.p99TimesBetter)}× better than reference`, "≥ 3× better p99"));
+    if (on("llama")) checks.push(check(`${r.scenario} p99 over ${r.target}${rowsNote}`, r.p99TimesBetter, 3, `${fmt(r.p99TimesBetter)}× better than reference`, "≥ 3× better p99"));
   }
+  checks.push(...grpcVsRestChecks(grpcVsRestOf(results), results, results.selected));
   return checks;
 }
 
-/** A plain-text table: the first `textColumns` columns left-aligned, the rest (numbers) right-aligned. */
-function table(header: string[], rows: string[][], textColumns = 1): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < textColumns ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
-}
+export const grpcVsRestOf = (results: Results) => grpcVsRest(results.large, results.small, results.list, results.retrieve);
+
 
 const LARGE_LABELS: Record<LargeTarget, string> = {
   "direct-put": "direct S3 PutObject",
   "direct-multipart": "direct S3 multipart",
   grpc: "service gRPC",
   grpcjs: "service gRPC (grpc-js)",
+  grpcgo: "service gRPC (grpc-go)",
+  grpcio: "service gRPC (grpcio)",
   rest: "service REST",
+  resth2: "service REST (HTTP/2)",
   uploads: "service Uploads API",
+  floor: "floor (bare node:http)",
   llama: "reference (llama-stack)",
 };
 
@@ -210,14 +202,16 @@ export function formatTables(results: Results): string {
         fmt(ratio?.downloadVsDirect, 2, "×"),
         fmt(ratio?.uploadVsReference, 1, "×"),
         fmt(ratio?.downloadVsReference, 1, "×"),
+        fmt(r.uploadCpuSecPerGiB),
+        fmt(r.downloadCpuSecPerGiB),
         mb(r.memory?.idleRssBytes),
         mb(r.memory?.peakRssBytes),
         r.memory ? mb(r.memory.growthBytes) : "-",
       ];
     });
     out.push(
-      "Large transfers (one at a time; best of runs; every download SHA-256 verified; RSS of the server process in MiB):",
-      table(["size", "target", "up MiB/s", "up/direct", "down MiB/s", "down/direct", "up/ref", "down/ref", "idle RSS", "peak RSS", "peak-idle"], rows, 2),
+      "Large transfers (one at a time; best of runs; every download SHA-256 verified; server CPU (utime + stime) in s/GiB; RSS of the server process in MiB):",
+      table(["size", "target", "up MiB/s", "up/direct", "down MiB/s", "down/direct", "up/ref", "down/ref", "up CPU s/GiB", "down CPU s/GiB", "idle RSS", "peak RSS", "peak-idle"], rows, 2),
       ...results.largeNotes.map((n) => `Note: ${n}`),
       "",
     );
@@ -235,11 +229,16 @@ export function formatTables(results: Results): string {
         fmt(ratio?.vsDirect, 2, "×"),
         fmt(ratio?.vsReference, 1, "×"),
         String(r.errors),
+        fmt(r.cpuMsPerUpload, 3),
         mb(r.memory?.idleRssBytes),
         mb(r.memory?.peakRssBytes),
       ];
     });
-    out.push("Small files (4 KiB uploads, closed loop):", table(["target", "conc.", "ops/s", "p50 ms", "p99 ms", "/direct", "/ref", "errors", "idle RSS", "peak RSS"], rows), "");
+    out.push(
+      "Small files (4 KiB uploads, closed loop; server CPU per successful upload):",
+      table(["target", "conc.", "ops/s", "p50 ms", "p99 ms", "/direct", "/ref", "errors", "CPU ms/upload", "idle RSS", "peak RSS"], rows),
+      "",
+    );
   }
   const lat = latencyRatios(results.list, results.retrieve);
   if (results.list.length > 0) {
@@ -254,13 +253,14 @@ export function formatTables(results: Results): string {
         r.pageLatency.p50Ms.toFixed(2),
         r.pageLatency.p99Ms.toFixed(2),
         fmt(ratio?.p99TimesBetter, 1, "×"),
+        fmt(r.cpuMicrosPerCall, 0),
         mb(r.memory.idleRssBytes),
         mb(r.memory.peakRssBytes),
       ];
     });
     out.push(
-      `List (walk of GET /v1/files?limit=100 across ${results.rows} rows; p99 ratio = reference p99 / this p99):`,
-      table(["target", "rows seen", "pages", "walk s", "rows/s", "page p50 ms", "page p99 ms", "p99 better", "idle RSS", "peak RSS"], rows),
+      `List (walk of GET /v1/files?limit=100 across ${results.rows} rows; p99 ratio = reference p99 / this p99; server CPU per page):`,
+      table(["target", "rows seen", "pages", "walk s", "rows/s", "page p50 ms", "page p99 ms", "p99 better", "CPU µs/page", "idle RSS", "peak RSS"], rows),
       "",
     );
   }
@@ -274,16 +274,23 @@ export function formatTables(results: Results): string {
         r.latency.p50Ms.toFixed(2),
         r.latency.p99Ms.toFixed(2),
         fmt(ratio?.p99TimesBetter, 1, "×"),
+        fmt(r.cpuMicrosPerCall, 0),
         mb(r.memory.idleRssBytes),
         mb(r.memory.peakRssBytes),
       ];
     });
-    out.push(`Retrieve by id (sequential, random ids, ${results.rows} rows):`, table(["target", "requests", "ops/s", "p50 ms", "p99 ms", "p99 better", "idle RSS", "peak RSS"], rows), "");
+    out.push(
+      `Retrieve by id (sequential, random ids, ${results.rows} rows; server CPU per request):`,
+      table(["target", "requests", "ops/s", "p50 ms", "p99 ms", "p99 better", "CPU µs/call", "idle RSS", "peak RSS"], rows),
+      "",
+    );
   }
   if (results.pg) {
     const rows = results.pg.rates.map((r) => [r.what, String(r.concurrency), String(r.ops), r.opsPerSecond.toFixed(0), r.rowsPerSecond.toFixed(0), r.latency.p50Ms.toFixed(2), r.latency.p99Ms.toFixed(2)]);
     out.push(`PostgreSQL metadata through the repository (${results.pg.rows} rows; ${results.pg.server}):`, table(["operation", "conc.", "ops", "ops/s", "rows/s", "p50 ms", "p99 ms"], rows), "");
   }
+  const versus = formatGrpcVsRest(grpcVsRestOf(results));
+  if (versus) out.push(versus);
   const checks = targetChecks(results);
   if (checks.length > 0) {
     out.push("Targets (issue #7):", table(["target", "measured", "threshold", "status"], checks.map((c) => [c.target, c.measured, c.threshold, c.status]), 4).replace(/ +$/gm, ""));

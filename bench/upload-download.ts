@@ -27,17 +27,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { guardChildProcess, startMoto, waitForExit } from "../test/support/moto.js";
 import { REPO_ROOT, startServer, type ServerProcess } from "../test/support/server-process.js";
-import {
-  CHUNK_SIZE,
-  connectGrpcClient,
-  createBucket,
-  directS3Client,
-  grpcJsBenchClient,
-  PART_SIZE,
-  QUEUE_SIZE,
-  type BenchClient,
-  type S3Target,
-} from "./clients.js";
+import { CHUNK_SIZE, connectGrpcClient, directS3Client, grpcJsBenchClient, type BenchClient } from "./clients.js";
+import { createBucket, PART_SIZE, QUEUE_SIZE, type S3Target } from "./s3.js";
 import { MiB, Payload } from "./payload.js";
 import { restBenchClient } from "./rest-client.js";
 import { cpuSeconds, findProcess, peakRssBytes, rssBytes, RssSampler, verifyNodeProcess } from "./proc.js";
