@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { rechunk, splitChunks } from "../../src/transport/connect/download-chunks.js";
+import { cutToSize, rechunk } from "../../src/transport/connect/download-chunks.js";
 
 async function collect(chunks: Uint8Array[], max: number): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
@@ -36,13 +36,14 @@ describe("rechunk (download messages)", () => {
     expect(out.map((p) => p.byteLength)).toEqual([256, 256, 128]);
   });
 
-  it("splitChunks only cuts reads over the limit, into views, and drops empty reads", async () => {
+  it("cutToSize only cuts reads over the limit, into views, and yields nothing for an empty read", () => {
     const small = Buffer.alloc(10, 1);
     const large = Buffer.alloc(600, 2);
-    const out: Uint8Array[] = [];
-    for await (const piece of splitChunks((async function* () { yield* [small, Buffer.alloc(0), large]; })(), 256)) out.push(piece);
-    expect(out[0]).toBe(small);
-    expect(out.map((p) => p.byteLength)).toEqual([10, 256, 256, 88]);
-    expect(out.slice(1).every((p) => p.buffer === large.buffer)).toBe(true);
+    expect([...cutToSize(small, 256)]).toEqual([small]);
+    expect([...cutToSize(small, 256)][0]).toBe(small);
+    expect([...cutToSize(Buffer.alloc(0), 256)]).toEqual([]);
+    const pieces = [...cutToSize(large, 256)];
+    expect(pieces.map((p) => p.byteLength)).toEqual([256, 256, 88]);
+    expect(pieces.every((p) => p.buffer === large.buffer)).toBe(true);
   });
 });

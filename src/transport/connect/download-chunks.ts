@@ -21,21 +21,23 @@ export async function* rechunk(source: AsyncIterable<Uint8Array>, max: number): 
     pendingBytes = 0;
     return joined;
   };
-  for await (let chunk of source) {
+  for await (const chunk of source) {
     if (pendingBytes > 0 && pendingBytes + chunk.byteLength > max) yield flush();
-    for (; chunk.byteLength > max; chunk = chunk.subarray(max)) yield chunk.subarray(0, max);
-    if (chunk.byteLength === 0) continue;
-    pending.push(chunk);
-    pendingBytes += chunk.byteLength;
+    for (const piece of cutToSize(chunk, max)) {
+      if (piece.byteLength === max) {
+        yield piece;
+        continue;
+      }
+      pending.push(piece);
+      pendingBytes += piece.byteLength;
+    }
     if (pendingBytes === max) yield flush();
   }
   if (pendingBytes > 0) yield flush();
 }
 
-/** Cuts reads larger than `max` bytes into views; smaller ones pass as they are. */
-export async function* splitChunks(source: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Uint8Array> {
-  for await (let chunk of source) {
-    for (; chunk.byteLength > max; chunk = chunk.subarray(max)) yield chunk.subarray(0, max);
-    if (chunk.byteLength > 0) yield chunk;
-  }
+/** A read cut into views of at most `max` bytes (nothing for an empty read); synchronous, so it adds no await per piece. */
+export function* cutToSize(chunk: Uint8Array, max: number): Generator<Uint8Array> {
+  for (; chunk.byteLength > max; chunk = chunk.subarray(max)) yield chunk.subarray(0, max);
+  if (chunk.byteLength > 0) yield chunk;
 }

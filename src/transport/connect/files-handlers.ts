@@ -10,7 +10,7 @@ import {
 import type { FilesService } from "../../files/files-service.js";
 import type { UploadRequest } from "../../files/upload-request.js";
 import { purposeName, toFileMessage } from "./file-message.js";
-import { JOINS_DOWNLOAD_CHUNKS, rechunk, splitChunks } from "./download-chunks.js";
+import { cutToSize, JOINS_DOWNLOAD_CHUNKS, rechunk } from "./download-chunks.js";
 import { principalOf } from "./principal.js";
 
 /**
@@ -47,9 +47,10 @@ export function filesHandlers(files: FilesService, maxMessageBytes: number): Fil
         { signal: ctx.signal, owner: principalOf(ctx) },
       );
       yield { payload: { case: "file", value: toFileMessage(download.file) } };
-      const pieces = ctx.values.get(JOINS_DOWNLOAD_CHUNKS) ? splitChunks(download.body, downloadChunk) : rechunk(download.body, downloadChunk);
-      for await (const chunk of pieces) {
-        yield { payload: { case: "chunk", value: chunk } };
+      // A transport that joins chunks itself gets the reads as they come, cut to the message limit.
+      const reads = ctx.values.get(JOINS_DOWNLOAD_CHUNKS) ? download.body : rechunk(download.body, downloadChunk);
+      for await (const read of reads) {
+        for (const chunk of cutToSize(read, downloadChunk)) yield { payload: { case: "chunk", value: chunk } };
       }
     },
 

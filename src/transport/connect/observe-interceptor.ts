@@ -57,7 +57,7 @@ export function observeInterceptor(logger: Logger, metrics?: RequestSink): Inter
         done();
         return res;
       }
-      return { ...res, message: logStreamEnd(countChunks(res.message, (n) => (bytes.out += n)), done) };
+      return { ...res, message: observeStream(res.message, (n) => (bytes.out += n), done) };
     } catch (err) {
       if (err instanceof ConnectError) err.metadata.set(REQUEST_ID_HEADER, requestId);
       done(err);
@@ -94,10 +94,16 @@ async function* countChunks<T>(source: AsyncIterable<T>, add: (n: number) => voi
   }
 }
 
-/** Calls `done` once the stream ends, fails, or is abandoned (a client that went away). */
-async function* logStreamEnd<T>(source: AsyncIterable<T>, done: (err?: unknown) => void): AsyncGenerator<T> {
+/**
+ * Counts a response stream's chunk bytes and calls `done` once it ends, fails, or is abandoned (a
+ * client that went away). One generator for both, so each message pays for one await, not two.
+ */
+async function* observeStream<T>(source: AsyncIterable<T>, add: (n: number) => void, done: (err?: unknown) => void): AsyncGenerator<T> {
   try {
-    yield* source;
+    for await (const message of source) {
+      add(chunkBytes(message));
+      yield message;
+    }
     done();
   } catch (err) {
     done(err);
