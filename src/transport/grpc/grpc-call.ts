@@ -1,6 +1,8 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { create, fromBinary, isMessage, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+// connect-es's own gRPC helpers (exported, but outside its semver promise; the lock file pins the
+// version): deadlines and error trailers are parsed and written exactly as on the connect-es path.
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { encodeGrpcMessage } from "../grpc-message-encoding.js";
 import { createCallContext } from "./call-context.js";
