@@ -452,6 +452,23 @@ describe("deadlines", () => {
     const r = await rawCall(session, `${FILES}/GetFile`, { headers: { "grpc-timeout": "99999999m" }, body: envelope(getFileRequest(UNKNOWN_ID)) });
     expectGrpcAnswer(r, Status.NOT_FOUND, "grpc-timeout: 99999999m");
   });
+
+  it("a call refused before it reaches the handlers (bad grpc-timeout, unknown encoding, unreadable request) still echoes its x-request-id", async () => {
+    const refused = [
+      { headers: { "grpc-timeout": "abc" }, body: envelope(getFileRequest(UNKNOWN_ID)), code: Status.INVALID_ARGUMENT },
+      { headers: { "grpc-encoding": "snappy" }, body: envelope(zlib.gzipSync(getFileRequest(UNKNOWN_ID)), { compressed: true }), code: Status.UNIMPLEMENTED },
+      { headers: {}, body: envelope(Buffer.from([0xff, 0xff, 0xff])), code: Status.INTERNAL },
+    ];
+    for (const [i, { headers, body, code }] of refused.entries()) {
+      const id = `early-error-${i}`;
+      const r = await rawCall(session, `${FILES}/GetFile`, { headers: { ...headers, "x-request-id": id }, body });
+      expectGrpcAnswer(r, code, `refused call ${i}`);
+      expect(statusHeaders(r)?.["x-request-id"], `refused call ${i}`).toBe(id);
+    }
+    // Without one (or with one that is not sane), the answer carries a fresh id.
+    const r = await rawCall(session, `${FILES}/GetFile`, { headers: { "grpc-timeout": "abc" }, body: envelope(getFileRequest(UNKNOWN_ID)) });
+    expect(statusHeaders(r)?.["x-request-id"]).toMatch(/^[0-9a-f]{32}$/);
+  });
 });
 
 // ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import { Code, ConnectError, type HandlerContext, type Interceptor } from "@conn
 // connect-es's own gRPC helpers (exported, but outside its semver promise; the lock file pins the
 // version): deadlines and error trailers are parsed and written exactly as on the connect-es path.
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { REQUEST_ID_HEADER, requestIdFrom } from "../../observability/request-id.js";
 import { encodeGrpcMessage } from "../grpc-message-encoding.js";
 import { createCallContext } from "./call-context.js";
 import { InboundMessages, type Decompressor } from "./inbound-messages.js";
@@ -60,6 +61,9 @@ export async function serveGrpcCall(
     const trailers = toNodeHeaders(trailer);
     // connect-es percent-encodes with encodeURIComponent; the gRPC spec escapes less (see encodeGrpcMessage).
     trailers["grpc-message"] = encodeGrpcMessage(error.rawMessage);
+    // A call refused before the interceptors ran (a bad grpc-timeout or encoding, an unreadable
+    // request) still answers with a request id, as every other response does.
+    trailers[REQUEST_ID_HEADER] ??= requestIdFrom(context.requestHeader.get(REQUEST_ID_HEADER));
     if (writer.started) writer.end(trailers);
     else writer.trailersOnly({ ...toNodeHeaders(context.responseHeader), ...trailers });
   } finally {
