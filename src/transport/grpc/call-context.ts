@@ -3,6 +3,9 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import { JOINS_DOWNLOAD_CHUNKS } from "../connect/download-chunks.js";
 
+/** The error for a call whose client reset its stream or went away. */
+export const clientCancelled = () => new ConnectError("the client cancelled the call", Code.Canceled);
+
 /** The one reason a finished call's signal is aborted with (built once: an abort without a reason makes a DOMException, stack and all, per call). */
 const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
 
@@ -26,7 +29,7 @@ export function createCallContext(
   acceptEncoding: string,
 ): CallContext {
   const controller = new AbortController();
-  const onClose = () => controller.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+  const onClose = () => controller.abort(clientCancelled());
   stream.once("close", onClose);
   const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
   const timer =

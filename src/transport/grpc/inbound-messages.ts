@@ -1,5 +1,6 @@
 import type { ServerHttp2Stream } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { clientCancelled } from "./call-context.js";
 import { EnvelopeSplitter, type Envelope } from "./envelope-splitter.js";
 
 /** A request compression the server accepts (connect-node's gzip and br have this shape). */
@@ -109,7 +110,7 @@ export class InboundMessages<T> implements AsyncIterator<T>, AsyncIterable<T> {
   };
 
   private readonly onClose = () => {
-    if (!this.ended) this.fail(new ConnectError("the client cancelled the call", Code.Canceled));
+    if (!this.ended) this.fail(clientCancelled());
   };
 
   private fail(err: ConnectError): void {

@@ -1,5 +1,5 @@
 import http2, { type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { clientCancelled } from "./call-context.js";
 
 /**
  * Bytes queued on the stream before the next message waits for them to drain. The stream's own
@@ -32,14 +32,14 @@ export class ResponseWriter {
 
   sendHeaders(headers: OutgoingHttpHeaders): void {
     this.headersSent = true;
-    if (this.gone()) throw new ConnectError("the client cancelled the call", Code.Canceled);
+    if (this.gone()) throw clientCancelled();
     this.stream.respond({ ...headers, ":status": 200 }, { waitForTrailers: true });
   }
 
   /** Writes one message's pieces in one writev; resolves once the stream can take more. */
   async write(pieces: Uint8Array[]): Promise<void> {
     const { stream } = this;
-    if (this.gone()) throw new ConnectError("the client cancelled the call", Code.Canceled);
+    if (this.gone()) throw clientCancelled();
     stream.cork();
     for (const piece of pieces) stream.write(piece);
     stream.uncork();
@@ -102,7 +102,7 @@ export class ResponseWriter {
         else reject(err instanceof Error ? err : new Error(String(err)));
       };
       const onDrain = () => done();
-      const onClose = () => done(new ConnectError("the client cancelled the call", Code.Canceled));
+      const onClose = () => done(clientCancelled());
       const onAbort = () => done(signal.reason);
       stream.once("drain", onDrain);
       stream.once("close", onClose);
