@@ -12,6 +12,7 @@ import { openObjectStore } from "./storage/open-store.js";
 import { timedFileRepository, timedUploadRepository } from "./observability/timed-repositories.js";
 import { createHttpHandlers } from "./transport/http-handler.js";
 import { createOnePortServer, type OnePortServer } from "./transport/one-port-server.js";
+import { openTlsListener, type TlsListener } from "./transport/tls/tls-listener.js";
 
 /** A start-up failure already worded for an operator (it names the bucket, database or port). */
 export class StartupError extends Error {
@@ -22,11 +23,20 @@ export interface RunningApp {
   port: number;
   /** Stops taking new connections, lets requests in flight finish for up to `graceMs`, then closes stores. */
   stop(graceMs: number): Promise<void>;
+  /** TLS: reads the certificate files again now (SIGHUP); undefined without TLS. */
+  reloadTls?: () => void;
 }
 
 /** Wires the adapters around the core from a validated config, and starts listening. */
 export async function startApp(config: Config, logger: Logger): Promise<RunningApp> {
   const metrics = new FilesMetrics();
+  // First: a certificate that cannot serve is a start-up error before any store is opened.
+  let tls: TlsListener | undefined;
+  try {
+    tls = config.server.tls && openTlsListener(config.server.tls, logger, metrics);
+  } catch (err) {
+    throw new StartupError((err as Error).message, { cause: err });
+  }
   const store = await openObjectStore(config.storage, {
     metrics,
     onS3Retry: (retry) => logger.warn(retry, "an S3 request failed; retrying"),
@@ -72,12 +82,13 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
       shutdown: shutdown.signal,
       maxMessageBytes: config.server.maxMessageBytes,
       metrics,
-      authenticator: openAuthenticator(config.auth),
+      authenticator: openAuthenticator(config.auth, config.server.tls),
       ready: async () => {
         await Promise.all([store.ping(), repository.ping()]);
       },
     }),
     { headerTimeoutMs: config.server.headerTimeoutMs, idleTimeoutMs: config.server.idleTimeoutMs },
+    tls?.options,
   );
   let port: number;
   try {
@@ -88,9 +99,12 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
     throw new StartupError(`cannot listen on ${config.server.host}:${config.server.port}: ${code ?? (err as Error).message}`, { cause: err });
   }
   const reaper = startReaper(config, { files: repository, uploads: uploadRepository, store, keyPrefix }, metrics, logger);
+  const reloader = tls?.startReloading(server);
   return {
     port,
+    ...(reloader && { reloadTls: () => void reloader.reload("SIGHUP") }),
     stop: async (graceMs) => {
+      reloader?.stop();
       shutdown.abort();
       // Stopped before the repositories close, so no pass is cut off mid-item by a closed pool.
       await reaper.stop();

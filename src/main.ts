@@ -40,8 +40,10 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+  // With TLS, SIGHUP reloads the certificate files (as nginx does); without, it keeps Node's default.
+  if (config.server.tls) process.on("SIGHUP", () => app?.reloadTls?.());
 
-  if (!config.auth) {
+  if (!config.auth && config.server.tls?.principalFrom === undefined) {
     logger.warn(
       { host: config.server.host },
       `authentication is off: anyone who can reach ${config.server.host} can read and delete every file. ` +
@@ -50,7 +52,13 @@ async function main(): Promise<void> {
   }
   app = await startApp(config, logger);
   logger.info(
-    { port: app.port, host: config.server.host, storage: config.storage.type, metadata: config.metadataStore.type },
+    {
+      port: app.port,
+      host: config.server.host,
+      tls: config.server.tls ? { clientAuth: config.server.tls.clientAuth, minVersion: config.server.tls.minVersion } : false,
+      storage: config.storage.type,
+      metadata: config.metadataStore.type,
+    },
     "listening",
   );
 }

@@ -3,8 +3,11 @@
  * back, which the core records as each file's owner and filters by.
  */
 export interface Authenticator {
-  /** Resolves with the principal, or rejects with an AuthenticationError. */
-  authenticate(authorization: string | undefined): Promise<string>;
+  /**
+   * Resolves with the principal, or rejects with an AuthenticationError. `certificatePrincipal`
+   * is the name a verified client certificate gave the connection (mutual TLS), if any.
+   */
+  authenticate(authorization: string | undefined, certificatePrincipal?: string): Promise<string>;
 }
 
 /** The request carried no usable credentials; the message says which way it failed, never why a key differs. */
@@ -34,5 +37,28 @@ export class BearerAuthenticator implements Authenticator {
       if (principal !== undefined) return principal;
     }
     throw new AuthenticationError("Invalid API key or token");
+  }
+}
+
+/**
+ * Mutual TLS principals: a verified client certificate names the caller, alone or beside bearer
+ * tokens. When a call carries both, `precedence` says whose principal it is; a token that is
+ * presented and loses is not checked, and one that wins must be valid.
+ */
+export class CertificateAuthenticator implements Authenticator {
+  constructor(
+    private readonly bearer: Authenticator | undefined,
+    private readonly precedence: "token" | "certificate",
+  ) {}
+
+  async authenticate(authorization: string | undefined, certificatePrincipal?: string): Promise<string> {
+    const hasToken = authorization !== undefined && authorization.trim() !== "";
+    if (certificatePrincipal !== undefined && (this.precedence === "certificate" || !hasToken || !this.bearer)) return certificatePrincipal;
+    if (this.bearer && hasToken) return this.bearer.authenticate(authorization);
+    throw new AuthenticationError(
+      this.bearer
+        ? "Missing credentials: connect with a client certificate, or send 'Authorization: Bearer <API key or token>'"
+        : "Missing credentials: this server identifies callers by client certificate; connect with one signed by its client CA",
+    );
   }
 }

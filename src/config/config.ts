@@ -22,6 +22,8 @@ export interface Config {
     headerTimeoutMs: number;
     /** A connection (HTTP/1.1) or stream (HTTP/2) with no traffic for this long is closed. */
     idleTimeoutMs: number;
+    /** Unset: the port speaks plaintext (HTTP/2 cleartext and HTTP/1.1). */
+    tls?: TlsConfig;
   };
   /** Unset: no authentication (the server then binds to loopback unless told otherwise). */
   auth?: AuthConfig;
@@ -66,6 +68,10 @@ export interface S3StorageConfig {
   /** Per S3 command, retries included. */
   maxAttempts: number;
   retryMode: "standard" | "adaptive";
+  /** A PEM bundle of the CAs trusted for an https endpoint, instead of Node's built-in list. */
+  caBundle?: string;
+  /** false: the endpoint's certificate is not checked at all (logged loudly at start). */
+  verifySsl: boolean;
   /** Whether SigV4 signs the SHA-256 of the bytes of each PutObject and UploadPart (see s3-client.ts). */
   payloadSigning: PayloadSigning;
 }
@@ -79,7 +85,36 @@ export interface LocalFsStorageConfig {
 
 export type MetadataStoreConfig =
   | { type: "sqlite"; dbPath: string }
-  | { type: "postgres"; url?: string; host?: string; port?: number; db?: string; user?: string; password?: string };
+  | {
+      type: "postgres";
+      url?: string;
+      host?: string;
+      port?: number;
+      db?: string;
+      user?: string;
+      password?: string;
+      /** Unset: whatever the url says (sslmode=...), else no TLS. */
+      sslMode?: "disable" | "require" | "verify-full";
+      /** PEM file of the CA(s) that sign the server's certificate (verify-full). */
+      sslRootCert?: string;
+    };
+
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  keyPassphrase?: string;
+  minVersion: "TLSv1.2" | "TLSv1.3";
+  /** PEM file of the CA(s) whose client certificates are accepted. */
+  clientCaFile?: string;
+  /** none: no client certificates asked for; optional: asked, verified if sent; require: refused at the handshake without a valid one. */
+  clientAuth: "none" | "optional" | "require";
+  /** Which name of a verified client certificate is the caller's principal; unset: certificates name no principal. */
+  principalFrom?: "subject_cn" | "san_uri" | "san_dns";
+  /** When a call carries both a bearer token and a verified certificate, whose principal it is. */
+  principalPrecedence: "token" | "certificate";
+  /** How often the certificate files are checked for changes; 0: only on SIGHUP. */
+  reloadIntervalMs: number;
+}
 
 export interface AuthConfig {
   apiKeys: Array<{ key: string; principal: string }>;

@@ -13,7 +13,7 @@ import {
   type S3ProviderYaml,
   type ServerYaml,
 } from "./schema.js";
-import type { AuthConfig, Config, ExpiryConfig, MetadataStoreConfig } from "./config.js";
+import type { AuthConfig, Config, ExpiryConfig, MetadataStoreConfig, TlsConfig } from "./config.js";
 import { BUILT_IN_DEFAULT_TTLS } from "../files/default-ttl.js";
 
 const MiB = 1024 * 1024;
@@ -87,6 +87,7 @@ export function loadConfig(sources: ConfigSources): Config {
       maxConcurrentUploadsPerPrincipal: server.limits?.max_concurrent_uploads_per_principal ?? DEFAULT_MAX_CONCURRENT_UPLOADS_PER_PRINCIPAL,
       headerTimeoutMs: (server.limits?.header_timeout_seconds ?? DEFAULT_HEADER_TIMEOUT_SECONDS) * 1000,
       idleTimeoutMs: (server.limits?.idle_timeout_seconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS) * 1000,
+      tls: tlsConfig(server.tls),
     },
   };
 
@@ -128,6 +129,9 @@ function s3StorageConfig(s3: S3ProviderYaml): Config["storage"] {
   if (s3.sse_kms_key_id !== undefined && s3.sse !== "aws:kms") {
     throw new ConfigError('config.sse_kms_key_id is only valid with config.sse: "aws:kms"');
   }
+  if (s3.ca_bundle !== undefined && s3.verify_ssl === false) {
+    throw new ConfigError("config.ca_bundle and config.verify_ssl: false contradict each other: give the CA bundle and keep verification on");
+  }
   const custom = s3.endpoint_url !== undefined;
   return {
     type: "remote::s3",
@@ -152,6 +156,8 @@ function s3StorageConfig(s3: S3ProviderYaml): Config["storage"] {
     maxAttempts: s3.max_attempts ?? DEFAULT_S3_MAX_ATTEMPTS,
     retryMode: s3.retry_mode ?? "standard",
     payloadSigning: s3.payload_signing ?? "auto",
+    caBundle: s3.ca_bundle,
+    verifySsl: s3.verify_ssl ?? true,
   };
 }
 
@@ -161,6 +167,24 @@ function logLevel(fromEnv: string | undefined): string | undefined {
     throw new ConfigError(`LOG_LEVEL '${fromEnv}' is not a log level (one of ${LOG_LEVELS.join(", ")})`);
   }
   return fromEnv;
+}
+
+export const DEFAULT_TLS_RELOAD_INTERVAL_SECONDS = 10;
+
+function tlsConfig(tls: ServerYaml["tls"]): TlsConfig | undefined {
+  if (tls === undefined) return undefined;
+  return {
+    certFile: tls.cert_file,
+    keyFile: tls.key_file,
+    keyPassphrase: tls.key_passphrase,
+    minVersion: tls.min_version ?? "TLSv1.2",
+    clientCaFile: tls.client_ca_file,
+    // A CA for client certificates with nothing else said means they are required (as Llama Stack's tls_cafile).
+    clientAuth: tls.client_auth ?? (tls.client_ca_file !== undefined ? "require" : "none"),
+    principalFrom: tls.principal_from,
+    principalPrecedence: tls.principal_precedence ?? "token",
+    reloadIntervalMs: (tls.reload_interval_seconds ?? DEFAULT_TLS_RELOAD_INTERVAL_SECONDS) * 1000,
+  };
 }
 
 function authConfig(auth: ServerYaml["auth"]): AuthConfig | undefined {
@@ -202,8 +226,21 @@ function metadataStoreConfig(store: MetadataStoreYaml | undefined, defaultPath: 
   if (store.url === undefined && store.db === undefined) {
     throw new ConfigError("config.metadata_store: a postgres store needs either url or host/port/db/user/password");
   }
+  if (store.ssl_root_cert !== undefined && store.ssl_mode !== undefined && store.ssl_mode !== "verify-full") {
+    throw new ConfigError(`config.metadata_store.ssl_root_cert is only used with ssl_mode: verify-full (ssl_mode is ${store.ssl_mode})`);
+  }
   // Unset fields stay unset, so they never mask what a url says (the driver defaults the rest).
-  return { type: "postgres", url: store.url, host: store.host, port: store.port, db: store.db, user: store.user, password: store.password };
+  return {
+    type: "postgres",
+    url: store.url,
+    host: store.host,
+    port: store.port,
+    db: store.db,
+    user: store.user,
+    password: store.password,
+    sslMode: store.ssl_mode ?? (store.ssl_root_cert !== undefined ? "verify-full" : undefined),
+    sslRootCert: store.ssl_root_cert,
+  };
 }
 
 function readYaml(path: string): unknown {

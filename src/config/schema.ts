@@ -31,6 +31,9 @@ const postgresStore = z.strictObject({
   db: optional(z.string()),
   user: optional(z.string()),
   password: optional(z.string()),
+  // TLS to PostgreSQL, in libpq's words: verify-full checks the chain and the host name.
+  ssl_mode: optional(z.enum(["disable", "require", "verify-full"], { error: 'ssl_mode must be "disable", "require" or "verify-full"' })),
+  ssl_root_cert: optional(z.string().min(1)),
 });
 
 const metadataStore = z.discriminatedUnion("type", [sqliteStore, postgresStore]);
@@ -94,6 +97,9 @@ export const s3ProviderSchema = z.strictObject({
   max_attempts: optional(int(1, 10)),
   retry_mode: optional(z.enum(["standard", "adaptive"], { error: 'retry_mode must be "standard" or "adaptive"' })),
   payload_signing: optional(z.enum(["auto", "always", "never"], { error: 'payload_signing must be "auto", "always" or "never"' })),
+  // TLS to the endpoint: a private CA's PEM bundle, or (loudly) no verification at all.
+  ca_bundle: optional(z.string().min(1)),
+  verify_ssl: optional(boolish),
   default_ttl_seconds: optional(defaultTtlSeconds),
   reaper: optional(reaper),
 });
@@ -137,6 +143,39 @@ const authSchema = z
     message: "api_keys: the same key appears twice",
   });
 
+const tlsVersion = z.preprocess(
+  (v) => (typeof v === "string" && /^1\.[23]$/.test(v.trim()) ? `TLSv${v.trim()}` : v),
+  z.enum(["TLSv1.2", "TLSv1.3"], { error: 'min_version must be "TLSv1.2" or "TLSv1.3"' }),
+);
+
+/** TLS on the one port (ALPN h2 and http/1.1), and optionally client certificates (mutual TLS). */
+const tlsSchema = z
+  .strictObject({
+    cert_file: z.string({ error: "cert_file is required (a PEM certificate, its chain after it)" }).min(1),
+    key_file: z.string({ error: "key_file is required (the PEM private key of cert_file)" }).min(1),
+    key_passphrase: optional(z.string()),
+    min_version: optional(tlsVersion),
+    client_ca_file: optional(z.string().min(1)),
+    client_auth: optional(z.enum(["none", "optional", "require"], { error: 'client_auth must be "none", "optional" or "require"' })),
+    principal_from: optional(
+      z.enum(["subject_cn", "san_uri", "san_dns"], { error: 'principal_from must be "subject_cn", "san_uri" or "san_dns"' }),
+    ),
+    principal_precedence: optional(z.enum(["token", "certificate"], { error: 'principal_precedence must be "token" or "certificate"' })),
+    reload_interval_seconds: optional(int(0, 3600)),
+  })
+  .refine((tls) => tls.client_auth === undefined || tls.client_auth === "none" || tls.client_ca_file !== undefined, {
+    message: "client_auth optional or require needs client_ca_file (the CA that signs client certificates)",
+    path: ["client_ca_file"],
+  })
+  .refine((tls) => tls.principal_from === undefined || (tls.client_ca_file !== undefined && tls.client_auth !== "none"), {
+    message: "principal_from needs client certificates: set client_ca_file and client_auth optional or require",
+    path: ["principal_from"],
+  })
+  .refine((tls) => tls.principal_precedence === undefined || tls.principal_from !== undefined, {
+    message: "principal_precedence only applies with principal_from",
+    path: ["principal_precedence"],
+  });
+
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 
 export const serverSchema = z.strictObject({
@@ -144,6 +183,7 @@ export const serverSchema = z.strictObject({
   auth: optional(authSchema),
   port: optional(int(0, 65535)),
   log_level: optional(z.enum(LOG_LEVELS)),
+  tls: optional(tlsSchema),
   limits: optional(
     z.strictObject({
       max_file_bytes: optional(int(1)),

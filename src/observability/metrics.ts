@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { MetadataQuerySink, Outcome, RequestSink, S3OperationSink, Transport } from "./sinks.js";
+import type { MetadataQuerySink, Outcome, RequestSink, S3OperationSink, TlsSink, Transport } from "./sinks.js";
 
 /** Transfers of large files take minutes; small ones milliseconds. */
 const TRANSFER_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
@@ -10,7 +10,7 @@ const QUERY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
  * The service's Prometheus metrics, on a registry of its own (not prom-client's global one, so
  * several instances in one process never clash), plus prom-client's default process metrics.
  */
-export class FilesMetrics implements RequestSink, S3OperationSink, MetadataQuerySink {
+export class FilesMetrics implements RequestSink, S3OperationSink, MetadataQuerySink, TlsSink {
   readonly registry = new Registry();
 
   private readonly uploadBytes = new Counter({
@@ -88,6 +88,25 @@ export class FilesMetrics implements RequestSink, S3OperationSink, MetadataQuery
     registers: [this.registry],
   });
 
+  private readonly tlsExpiry = new Gauge({
+    name: "files_tls_certificate_expiry_seconds",
+    help: "When the serving TLS certificate expires, as Unix time in seconds (alert on it minus time())",
+    registers: [this.registry],
+  });
+  private readonly tlsReloads = new Counter({
+    name: "files_tls_reloads_total",
+    help: "Reloads of the TLS certificate files (on change or SIGHUP); outcome error: the new files were refused and the old certificate stays",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+
+  private readonly tlsHandshakeFailures = new Counter({
+    name: "files_tls_handshake_failures_total",
+    help: "Connections refused before a request: failed TLS handshakes (a client certificate refused, no common protocol, a timeout) and plaintext on the TLS port, by error code",
+    labelNames: ["code"] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     // Byte counters start at 0 for every transport, so rate() has a series before the first transfer.
@@ -137,6 +156,18 @@ export class FilesMetrics implements RequestSink, S3OperationSink, MetadataQuery
 
   s3Retry(operation: string, errorCode: string): void {
     this.s3Retries.inc({ operation, code: errorCode });
+  }
+
+  tlsCertificateInUse(notAfter: Date): void {
+    this.tlsExpiry.set(Math.floor(notAfter.getTime() / 1000));
+  }
+
+  tlsReload(outcome: Outcome): void {
+    this.tlsReloads.inc({ outcome });
+  }
+
+  tlsHandshakeFailed(code: string): void {
+    this.tlsHandshakeFailures.inc({ code: code.replace(/[^A-Za-z0-9_]/g, "_").slice(0, 64) });
   }
 
   metadataQuery(operation: string, seconds: number, outcome: Outcome): void {

@@ -28,3 +28,12 @@ export interface S3OperationSink {
 export interface MetadataQuerySink {
   metadataQuery(operation: string, seconds: number, outcome: Outcome): void;
 }
+
+export interface TlsSink {
+  /** The serving certificate now in use for new connections; `notAfter` is its expiry. */
+  tlsCertificateInUse(notAfter: Date): void;
+  /** A reload of the certificate files was tried: "ok", or "error" when the old certificate stays. */
+  tlsReload(outcome: Outcome): void;
+  /** A connection refused before it could make a request: a failed handshake, or plaintext on the TLS port. */
+  tlsHandshakeFailed(code: string): void;
+}

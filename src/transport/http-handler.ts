@@ -1,3 +1,4 @@
+import { createContextValues } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { FilesService as FilesServiceDesc } from "../../gen/ts/files/v1/files_pb.js";
@@ -6,6 +7,7 @@ import type { FilesService } from "../files/files-service.js";
 import type { UploadsService } from "../files/uploads-service.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { authInterceptor } from "./connect/auth-interceptor.js";
+import { withCertificatePrincipal } from "./connect/principal.js";
 import { errorInterceptor } from "./connect/error-interceptor.js";
 import { filesHandlers } from "./connect/files-handlers.js";
 import { registerHealth } from "./connect/health.js";
@@ -62,6 +64,7 @@ export function createHttpHandlers(options: HttpHandlerOptions): HttpHandlers {
       registerReflection(router); // last: it describes every service registered before it
     },
     interceptors,
+    contextValues: (req) => withCertificatePrincipal(createContextValues(), req.socket),
     readMaxBytes: options.maxMessageBytes,
     // Compressed requests are still accepted, but responses are never compressed: file bytes are
     // usually incompressible, and gzipping every download chunk cut throughput by an order of magnitude.

@@ -1,7 +1,10 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import tls from "node:tls";
 import type { HttpHandlers } from "./http-handler.js";
+import { refusePlaintext } from "./tls/plaintext-refusal.js";
+import { rememberPeerPrincipal, type PrincipalSource } from "./tls/peer-principal.js";
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 // A larger HTTP/2 flow-control window lets a streaming upload keep the pipe full instead of
@@ -17,6 +20,19 @@ export interface ConnectionLimits {
 
 const DEFAULT_LIMITS: ConnectionLimits = { headerTimeoutMs: 30_000, idleTimeoutMs: 600_000 };
 
+/** TLS on the port: every connection must handshake; ALPN picks HTTP/2 or HTTP/1.1. */
+export interface TlsListenOptions {
+  /** Certificate, key, client CA and minimum version; replaced for new connections by setSecureContext. */
+  context: tls.SecureContextOptions;
+  clientAuth: "none" | "optional" | "require";
+  /** Which name of a verified client certificate becomes the connection's principal. */
+  principalFrom?: PrincipalSource;
+  /** A connection that did not get through the handshake, or spoke plaintext: for the log. */
+  onClientError?: (err: Error, remoteAddress: string | undefined) => void;
+}
+
+export const TLS_REQUIRED_CODE = "ERR_FILES_TLS_REQUIRED";
+
 export interface OnePortServer {
   listen(port: number, host: string): Promise<number>;
   /** Stops accepting connections; resolves when every open connection has closed. */
@@ -25,14 +41,22 @@ export interface OnePortServer {
   closeIdle(): void;
   /** Destroys every connection at once. */
   destroyAll(): void;
+  /** TLS only: the certificate (and client CA) for connections from now on; open ones keep theirs. */
+  setSecureContext(context: tls.SecureContextOptions): void;
 }
 
 /**
- * Serves HTTP/2 cleartext (gRPC, Connect) and HTTP/1.1 (gRPC-Web, Connect, REST) on one plaintext
- * port. Node's allowHTTP1 works only with TLS, so each connection's first bytes are read: the
- * HTTP/2 client preface goes to the http2 server, anything else to the http server.
+ * Serves HTTP/2 (gRPC, Connect) and HTTP/1.1 (gRPC-Web, Connect, REST) on one port.
+ * Plaintext: each connection's first bytes are read, and the HTTP/2 client preface goes to the
+ * http2 server, anything else to the http server (Node's allowHTTP1 works only with TLS).
+ * TLS: a handshake record goes to a TLS server whose ALPN answer (h2 or http/1.1) picks the
+ * server; plaintext gets a clear refusal (plaintext-refusal.ts) and is closed.
  */
-export function createOnePortServer(handlers: HttpHandlers, limits: ConnectionLimits = DEFAULT_LIMITS): OnePortServer {
+export function createOnePortServer(
+  handlers: HttpHandlers,
+  limits: ConnectionLimits = DEFAULT_LIMITS,
+  tlsOptions?: TlsListenOptions,
+): OnePortServer {
   const { headerTimeoutMs, idleTimeoutMs } = limits;
   const handler = handlers.request;
   const h1 = http.createServer(
@@ -72,14 +96,24 @@ export function createOnePortServer(handlers: HttpHandlers, limits: ConnectionLi
     session.once("connect", () => session.setLocalWindowSize(H2_WINDOW_BYTES));
   });
 
+  const secure = tlsOptions && createTlsServer(tlsOptions, headerTimeoutMs, (socket) => (socket.alpnProtocol === "h2" ? h2 : h1).emit("connection", socket));
+
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     // Until it is routed, nothing else watches the connection: it must speak within the header timeout.
     socket.setTimeout(headerTimeoutMs, () => socket.destroy());
-    routeByPreface(socket, (isH2) => {
+    routeByFirstBytes(socket, secure !== undefined, (kind) => {
       socket.setTimeout(0);
-      (isH2 ? h2 : h1).emit("connection", socket);
+      if (kind === "tls") {
+        // The handshake has its own deadline (handshakeTimeout), the header timeout.
+        secure!.emit("connection", socket);
+      } else if (secure) {
+        tlsOptions!.onClientError?.(Object.assign(new Error(`a plaintext ${kind === "h2" ? "HTTP/2" : "HTTP/1.x"} connection to the TLS port was refused`), { code: TLS_REQUIRED_CODE }), socket.remoteAddress);
+        refusePlaintext(socket, kind);
+      } else {
+        (kind === "h2" ? h2 : h1).emit("connection", socket);
+      }
     });
   });
 
@@ -105,7 +139,32 @@ export function createOnePortServer(handlers: HttpHandlers, limits: ConnectionLi
     destroyAll: () => {
       for (const socket of sockets) socket.destroy();
     },
+    setSecureContext: (context) => {
+      if (!secure) throw new Error("setSecureContext: this server speaks plaintext");
+      secure.setSecureContext(context);
+    },
   };
+}
+
+/** The handshake half of the TLS port; it never listens, the net server hands it connections. */
+function createTlsServer(options: TlsListenOptions, handshakeTimeoutMs: number, onSecure: (socket: tls.TLSSocket) => void): tls.Server {
+  const server = tls.createServer({
+    ...options.context,
+    ALPNProtocols: ["h2", "http/1.1"],
+    requestCert: options.clientAuth !== "none",
+    // "require": a missing or unverifiable client certificate fails the handshake itself.
+    rejectUnauthorized: options.clientAuth === "require",
+    handshakeTimeout: handshakeTimeoutMs,
+  });
+  server.on("secureConnection", (socket: tls.TLSSocket) => {
+    rememberPeerPrincipal(socket, options.principalFrom);
+    onSecure(socket);
+  });
+  server.on("tlsClientError", (err, socket) => {
+    options.onClientError?.(err, socket.remoteAddress);
+    socket.destroy();
+  });
+  return server;
 }
 
 /**
@@ -138,18 +197,30 @@ function routeStreams(h2: http2.Http2Server, claim: (stream: http2.ServerHttp2St
   });
 }
 
-/** Reads just enough of the connection to tell HTTP/2 from HTTP/1.x, then puts the bytes back. */
-function routeByPreface(socket: net.Socket, route: (isH2: boolean) => void): void {
+/** A TLS record of type handshake (a ClientHello) starts with this byte. */
+const TLS_HANDSHAKE_RECORD = 0x16;
+
+/**
+ * Reads just enough of the connection to tell a TLS handshake (when `tlsPort`), HTTP/2's
+ * preface or HTTP/1.x apart, then puts the bytes back.
+ */
+function routeByFirstBytes(socket: net.Socket, tlsPort: boolean, route: (kind: "tls" | "h2" | "h1") => void): void {
   let seen = Buffer.alloc(0);
   const onData = (data: Buffer) => {
     seen = Buffer.concat([seen, data]);
-    const n = Math.min(seen.length, H2_PREFACE.length);
-    const matches = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
-    if (matches && n < H2_PREFACE.length) return; // a prefix of the preface so far: wait for more
+    let kind: "tls" | "h2" | "h1";
+    if (tlsPort && seen[0] === TLS_HANDSHAKE_RECORD) {
+      kind = "tls";
+    } else {
+      const n = Math.min(seen.length, H2_PREFACE.length);
+      const matches = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (matches && n < H2_PREFACE.length) return; // a prefix of the preface so far: wait for more
+      kind = matches ? "h2" : "h1";
+    }
     socket.off("data", onData);
     socket.pause();
     socket.unshift(seen);
-    route(matches);
+    route(kind);
     process.nextTick(() => socket.resume());
   };
   socket.on("data", onData);

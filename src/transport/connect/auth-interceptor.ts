@@ -1,12 +1,13 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { AuthenticationError, type Authenticator } from "../../auth/authenticator.js";
-import { PRINCIPAL } from "./principal.js";
+import { CERTIFICATE_PRINCIPAL, PRINCIPAL } from "./principal.js";
 
 /** Health checks answer load balancers and orchestrators, which carry no tokens. */
 const OPEN_SERVICES = new Set(["grpc.health.v1.Health"]);
 
 /**
- * Every other RPC needs `authorization: Bearer <token>` (gRPC metadata or HTTP header); the
+ * Every other RPC needs `authorization: Bearer <token>` (gRPC metadata or HTTP header), or a
+ * verified client certificate when certificates name principals; the
  * principal it names is put in the call's context values for the handlers and the log line.
  */
 export function authInterceptor(authenticator: Authenticator): Interceptor {
@@ -14,7 +15,7 @@ export function authInterceptor(authenticator: Authenticator): Interceptor {
     if (OPEN_SERVICES.has(req.service.typeName)) return next(req);
     let principal: string;
     try {
-      principal = await authenticator.authenticate(req.header.get("authorization") ?? undefined);
+      principal = await authenticator.authenticate(req.header.get("authorization") ?? undefined, req.contextValues.get(CERTIFICATE_PRINCIPAL));
     } catch (err) {
       if (err instanceof AuthenticationError) throw new ConnectError(err.message, Code.Unauthenticated);
       throw err;

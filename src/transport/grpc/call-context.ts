@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import { JOINS_DOWNLOAD_CHUNKS } from "../connect/download-chunks.js";
+import { withCertificatePrincipal } from "../connect/principal.js";
 
 /** The error for a call whose client reset its stream or went away. */
 export const clientCancelled = () => new ConnectError("the client cancelled the call", Code.Canceled);
@@ -44,8 +45,8 @@ export function createCallContext(
     responseHeader: new Headers({ "content-type": "application/grpc+proto", "grpc-accept-encoding": acceptEncoding }),
     responseTrailer: new Headers({ "grpc-status": "0" }),
     protocolName: "grpc",
-    values: createContextValues().set(JOINS_DOWNLOAD_CHUNKS, true),
-    url: `http://${headers[":authority"] ?? "localhost"}${headers[":path"]}`,
+    values: withCertificatePrincipal(createContextValues().set(JOINS_DOWNLOAD_CHUNKS, true), stream.session?.socket),
+    url: `${stream.session?.encrypted ? "https" : "http"}://${headers[":authority"] ?? "localhost"}${headers[":path"]}`,
   };
   return {
     context,

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { AuthenticationError, type Authenticator } from "../../auth/authenticator.js";
+import { peerPrincipalOf } from "../tls/peer-principal.js";
 import type { FilesService } from "../../files/files-service.js";
 import type { Principal } from "../../files/ports.js";
 import type { UploadsService } from "../../files/uploads-service.js";
@@ -95,7 +96,7 @@ export async function serveRest(req: HttpRequest, res: HttpResponse, deps: RestD
 async function authenticate(req: HttpRequest, res: HttpResponse, authenticator: Authenticator | undefined): Promise<Principal> {
   if (!authenticator) return null;
   try {
-    return await authenticator.authenticate(req.headers.authorization);
+    return await authenticator.authenticate(req.headers.authorization, peerPrincipalOf(req.socket));
   } catch (err) {
     if (!(err instanceof AuthenticationError)) throw err;
     res.setHeader("www-authenticate", 'Bearer realm="files"');
