@@ -3,8 +3,14 @@ client-streaming upload, ranged and full server-streaming downloads (SHA-256 com
 get, list and delete. test/e2e/python-client.test.ts runs it against a live server; any mismatch
 exits non-zero with a message. The last stdout line is a JSON summary.
 
-Usage: python files_client.py HOST:PORT
+Usage: python files_client.py [--ca FILE | --tls] [--cert FILE --key FILE] [--server-name NAME]
+                              [--token TOKEN] [--size BYTES] HOST:PORT
+
+Plaintext by default. --ca trusts that CA and turns TLS on (--tls: TLS with grpcio's default roots);
+--cert and --key add a client certificate (mutual TLS); --server-name overrides the name the server
+certificate is checked against; --token sends "authorization: Bearer TOKEN" on every call (TLS only).
 """
+import argparse
 import hashlib
 import json
 import os
@@ -16,7 +22,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import grpc  # noqa: E402
 from files.v1 import files_pb2, files_pb2_grpc  # noqa: E402
 
-FILE_SIZE = 32 << 20
+DEFAULT_FILE_SIZE = 32 << 20
+MIN_FILE_SIZE = 4 << 10
 CHUNK_SIZE = 256 << 10
 TIMEOUT_S = 120
 
@@ -75,22 +82,43 @@ def expect_not_found(what: str, call) -> None:
     raise Failure(f"{what}: succeeded, want NOT_FOUND")
 
 
-def run(address: str) -> dict:
-    data = os.urandom(FILE_SIZE)
+def read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def open_channel(args: argparse.Namespace) -> grpc.Channel:
+    """Plaintext, or TLS with the given CA (or the default roots), client certificate and token."""
+    if not args.tls:
+        return grpc.insecure_channel(args.address)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=read_file(args.ca) if args.ca else None,
+        private_key=read_file(args.key) if args.key else None,
+        certificate_chain=read_file(args.cert) if args.cert else None,
+    )
+    if args.token:
+        creds = grpc.composite_channel_credentials(creds, grpc.access_token_call_credentials(args.token))
+    options = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
+    return grpc.secure_channel(args.address, creds, options=options)
+
+
+def run(args: argparse.Namespace) -> dict:
+    size = args.size
+    data = os.urandom(size)
     sha256 = hex_sum(data)
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(args) as channel:
         stub = files_pb2_grpc.FilesServiceStub(channel)
 
         file = stub.UploadFile(upload_requests(data, sha256), timeout=TIMEOUT_S).file
         check(file.id.startswith("file-"), f"UploadFile: id {file.id!r}")
         check(
             (file.bytes, file.sha256, file.filename, file.purpose, file.status)
-            == (FILE_SIZE, sha256, "python-client.bin", files_pb2.FILE_PURPOSE_ASSISTANTS, files_pb2.FILE_STATUS_PROCESSED),
-            f"UploadFile: unexpected file {file} (want {FILE_SIZE} bytes, sha256 {sha256})",
+            == (size, sha256, "python-client.bin", files_pb2.FILE_PURPOSE_ASSISTANTS, files_pb2.FILE_STATUS_PROCESSED),
+            f"UploadFile: unexpected file {file} (want {size} bytes, sha256 {sha256})",
         )
 
-        # A range, an open-ended range and the whole file.
-        for offset, length in [((5 << 20) + 3, (7 << 20) + 11), (FILE_SIZE - 1000, None), (0, None)]:
+        # A range, an open-ended range and the whole file (of 32 MiB: 5 MiB + 3 for 7 MiB + 11).
+        for offset, length in [(size * 5 // 32 + 3, size * 7 // 32 + 11), (size - 1000, None), (0, None)]:
             request = files_pb2.DownloadFileRequest(file_id=file.id, offset=offset)
             if length is not None:
                 request.length = length
@@ -106,7 +134,7 @@ def run(address: str) -> dict:
         got = stub.GetFile(files_pb2.GetFileRequest(file_id=file.id), timeout=TIMEOUT_S).file
         check(got == file, f"GetFile: {got}, want {file}")
 
-        # The server is fresh: the upload is the only file.
+        # The server (or at least this principal) is fresh: the upload is the only file.
         listed = stub.ListFiles(files_pb2.ListFilesRequest(limit=100, purpose=files_pb2.FILE_PURPOSE_ASSISTANTS), timeout=TIMEOUT_S)
         check(
             list(listed.data) == [file] and not listed.has_more and listed.first_id == file.id and listed.last_id == file.id,
@@ -120,17 +148,39 @@ def run(address: str) -> dict:
         after = stub.ListFiles(files_pb2.ListFilesRequest(), timeout=TIMEOUT_S)
         check(len(after.data) == 0, f"ListFiles after delete: {after}, want none")
 
-    return {"ok": True, "file_id": file.id, "bytes": FILE_SIZE, "sha256": sha256, "grpcio": grpc.__version__}
+    return {"ok": True, "file_id": file.id, "bytes": size, "sha256": sha256, "grpcio": grpc.__version__}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description="A grpcio client of the FilesService; see the module docstring.")
+    parser.add_argument("address", help="HOST:PORT")
+    parser.add_argument("--tls", action="store_true", help="TLS with grpcio's default roots (implied by --ca)")
+    parser.add_argument("--ca", help="PEM CA certificate to trust; turns TLS on")
+    parser.add_argument("--cert", help="PEM client certificate (mutual TLS)")
+    parser.add_argument("--key", help="PEM private key of --cert")
+    parser.add_argument("--server-name", help="name to verify the server certificate against")
+    parser.add_argument("--token", help="bearer token (API key) sent on every call")
+    parser.add_argument("--size", type=int, default=DEFAULT_FILE_SIZE, help="bytes to upload")
+    args = parser.parse_args(argv)
+    args.tls = args.tls or args.ca is not None
+    if (args.cert is None) != (args.key is None):
+        parser.error("--cert and --key go together")
+    if (args.cert or args.server_name or args.token) and not args.tls:
+        parser.error("--cert, --server-name and --token need TLS: give --ca or --tls")
+    if args.size < MIN_FILE_SIZE:
+        parser.error(f"--size must be at least {MIN_FILE_SIZE}")
+    return args
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
+    args = parse_args(sys.argv[1:])
     try:
-        summary = run(sys.argv[1])
+        summary = run(args)
     except Failure as err:
         print(f"FAIL: {err}", file=sys.stderr)
+        return 1
+    except grpc.RpcError as err:
+        print(f"FAIL: {err.code()}: {err.details()}", file=sys.stderr)
         return 1
     print(json.dumps(summary))
     return 0
