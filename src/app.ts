@@ -40,6 +40,7 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
   const store = await openObjectStore(config.storage, {
     metrics,
     onS3Retry: (retry) => logger.warn(retry, "an S3 request failed; retrying"),
+    onInsecureTls: (message, endpoint) => logger.warn({ endpoint, verifySsl: false }, message),
   }).catch((err: unknown) => {
     throw new StartupError(`object storage: ${(err as Error).message}`, { cause: err });
   });

@@ -110,7 +110,7 @@ async function run(argv: string[]): Promise<number> {
   let store: ObjectStore;
   let metadata: MetadataRepositories;
   try {
-    store = await openObjectStore(storage);
+    store = await openObjectStore(storage, { onInsecureTls: (message) => process.stderr.write(`reconcile: warning: ${message}\n`) });
   } catch (err) {
     process.stderr.write(`reconcile: object storage ${describeObjectStore(config.storage)}: ${(err as Error).message}\n`);
     return 2;

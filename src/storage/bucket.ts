@@ -1,11 +1,13 @@
 import { CreateBucketCommand, HeadBucketCommand, type S3Client } from "@aws-sdk/client-s3";
-import { s3Status } from "./s3-errors.js";
+import { describeTlsFailure, networkErrorCode, s3Status } from "./s3-errors.js";
 
 export interface EnsureBucketOptions {
   /** Create the bucket when it does not exist (`auto_create_bucket`). */
   autoCreate: boolean;
   /** The configured region: where an auto-created bucket goes. */
   region: string;
+  /** The configured `ca_bundle` file, named in the advice when the endpoint's certificate is not trusted. */
+  caBundle?: string;
 }
 
 /**
@@ -43,7 +45,8 @@ export async function ensureBucket(client: S3Client, bucket: string, options: En
       throw new Error(`bucket '${bucket}' ${where} the configured region '${options.region}'`, { cause: err });
     }
     if (status === undefined) {
-      throw new Error(`cannot reach object storage at ${await describeEndpoint(client, options.region)}: ${networkReason(err)}`, {
+      const reason = describeTlsFailure(err, options.caBundle) ?? networkReason(err);
+      throw new Error(`cannot reach object storage at ${await describeEndpoint(client, options.region)}: ${reason}`, {
         cause: err,
       });
     }
@@ -84,9 +87,8 @@ async function describeEndpoint(client: S3Client, region: string): Promise<strin
 }
 
 function networkReason(err: unknown): string {
-  const e = err as { code?: string; name?: string; errors?: { code?: string }[] } | undefined;
-  // Node reports a refused dual-stack connect as an AggregateError with the codes inside.
-  const code = e?.code ?? e?.errors?.find((x) => x.code)?.code;
+  const e = err as { name?: string } | undefined;
+  const code = networkErrorCode(err);
   if (code) return code;
   if (e?.name === "TimeoutError") return "timed out";
   return e?.name ?? "unknown error";

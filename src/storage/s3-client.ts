@@ -28,6 +28,10 @@ export interface S3ConnectionOptions {
   connectTimeoutMs?: number;
   /** Time allowed until the response headers arrive (for uploads, this includes sending the body). */
   requestTimeoutMs?: number;
+  /** PEM text of the CAs trusted for an https endpoint, instead of Node's built-in list (see readCaFile). */
+  caBundle?: string;
+  /** false: the endpoint's certificate is not verified at all. Default true. */
+  verifySsl?: boolean;
   /**
    * Whether SigV4 signs a SHA-256 of the bytes of every PutObject and UploadPart. "auto" (the
    * default): only over plain HTTP, as boto3 does, since TLS already protects the bytes in transit.
@@ -69,7 +73,12 @@ export function createS3Client(opts: S3ConnectionOptions): S3Client {
     // SDK's own Expect: 100-continue handling (which it skips for caller-made agents).
     requestHandler: {
       httpAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
-      httpsAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
+      httpsAgent: {
+        keepAlive: true,
+        maxSockets: MAX_SOCKETS,
+        ...(opts.caBundle !== undefined && { ca: opts.caBundle }),
+        ...(opts.verifySsl === false && { rejectUnauthorized: false }),
+      },
       connectionTimeout: opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
       ...(opts.requestTimeoutMs !== undefined && { requestTimeout: opts.requestTimeoutMs, throwOnRequestTimeout: true }),
     },
@@ -90,6 +99,11 @@ export function createS3Client(opts: S3ConnectionOptions): S3Client {
   if (forcePathStyle !== undefined) config.forcePathStyle = forcePathStyle;
   if (requestChecksum !== undefined) config.requestChecksumCalculation = requestChecksum;
   if (responseChecksum !== undefined) config.responseChecksumValidation = responseChecksum;
+  // The handler sends each Expect: 100-continue request (bodies of 2 MiB or more: parts, large
+  // PUTs) on an https.Agent of its own, made without the options above, so those requests would
+  // not see ca/rejectUnauthorized at all (the TLS check fails, or is silently back on). With
+  // custom TLS settings, no body waits for 100 Continue: every request uses the agent above.
+  if (opts.caBundle !== undefined || opts.verifySsl === false) config.expectContinueHeader = false;
   if (opts.maxAttempts !== undefined) config.maxAttempts = opts.maxAttempts;
   if (opts.retryMode !== undefined) config.retryMode = opts.retryMode;
   const client = new S3Client(config);

@@ -12,6 +12,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import * as fs from "node:fs/promises";
+import * as https from "node:https";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -382,6 +383,8 @@ export interface MotoServer {
 export interface StartMotoOptions {
   /** Listen on this port instead of a free one (to bring a killed moto back at the same endpoint). */
   port?: number;
+  /** Serve HTTPS with this certificate and key (`moto_server -c CERT -k KEY`); the endpoint is then https://. */
+  tls?: { certFile: string; keyFile: string };
 }
 
 class MotoStartError extends Error {
@@ -403,15 +406,28 @@ async function answersHttp(endpoint: string): Promise<boolean> {
   }
 }
 
-async function startMotoOnce(motoServer: string, extraEnv: NodeJS.ProcessEnv, fixedPort?: number): Promise<MotoServer> {
+/** Any HTTPS answer, whoever signed the certificate (the readiness probe of a TLS moto). */
+function answersHttps(endpoint: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = https.get(`${endpoint}/`, { rejectUnauthorized: false, timeout: 2_000 }, (res) => {
+      res.resume();
+      res.once("end", () => resolve(true));
+    });
+    req.once("timeout", () => req.destroy(new Error("timed out")));
+    req.once("error", () => resolve(false));
+  });
+}
+
+async function startMotoOnce(motoServer: string, extraEnv: NodeJS.ProcessEnv, fixedPort?: number, tls?: StartMotoOptions["tls"]): Promise<MotoServer> {
   const port = fixedPort ?? (await freePort());
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `${tls ? "https" : "http"}://127.0.0.1:${port}`;
   const stderr = new OutputTail(8_000);
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: "1", ...extraEnv };
   delete env.PYTHONHOME;
   delete env.PYTHONPATH;
 
-  const child = spawn(motoServer, ["-H", "127.0.0.1", "-p", String(port)], {
+  const tlsArgs = tls ? ["-c", tls.certFile, "-k", tls.keyFile] : [];
+  const child = spawn(motoServer, ["-H", "127.0.0.1", "-p", String(port), ...tlsArgs], {
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -452,7 +468,7 @@ async function startMotoOnce(motoServer: string, extraEnv: NodeJS.ProcessEnv, fi
         /address already in use|errno 98/i.test(tail),
       );
     }
-    if (await answersHttp(endpoint)) return { endpoint, pid: child.pid, port, stop };
+    if (await (tls ? answersHttps(endpoint) : answersHttp(endpoint))) return { endpoint, pid: child.pid, port, stop };
     if (Date.now() > deadline) {
       await stop();
       throw new MotoStartError(
@@ -470,7 +486,7 @@ export async function startMoto(extraEnv: NodeJS.ProcessEnv = {}, options: Start
   const motoServer = await ensureMotoInstalled();
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startMotoOnce(motoServer, extraEnv, options.port);
+      return await startMotoOnce(motoServer, extraEnv, options.port, options.tls);
     } catch (err) {
       // Another process may have grabbed the free port between probing and binding: retry
       // (on a fixed port, the port of a just-killed moto may also still be closing).
