@@ -25,6 +25,15 @@ export interface PostgresServer {
   thaw(): Promise<void>;
 }
 
+export interface StartPostgresOptions {
+  /**
+   * Serve TLS with this certificate and key (`ssl=on`); the files are copied into the cluster
+   * directory, the key with mode 0600 as PostgreSQL demands. pg_hba.conf then has `hostssl`
+   * lines only, so a plaintext TCP client is refused.
+   */
+  tls?: { certFile: string; keyFile: string };
+}
+
 const SUPERUSER = "files";
 const FALLBACK_SYSTEM_USER = "files-test-pg";
 
@@ -137,7 +146,7 @@ async function readLogTail(logFile: string): Promise<string> {
   }
 }
 
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
   const binDir = findPgBinDir();
   const initdb = path.join(binDir, "initdb");
   const pgCtl = path.join(binDir, "pg_ctl");
@@ -170,6 +179,7 @@ export async function startPostgres(): Promise<PostgresServer> {
         `initdb failed (as user ${runAs.name}, exit code ${init.code ?? init.signal}): ${init.stderr || init.stdout || "(no output)"}`,
       );
     }
+    const tlsOptions = options.tls ? await installTls(options.tls) : [];
 
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
@@ -181,6 +191,7 @@ export async function startPostgres(): Promise<PostgresServer> {
         "-c full_page_writes=off",
         "-c synchronous_commit=off",
         "-c max_connections=200",
+        ...tlsOptions,
       ].join(" ");
       const start = await runCommand(pgCtl, ["-D", dataDir, "-l", logFile, "-w", "-t", "60", "-o", serverOptions, "start"], {
         ...asUser,
@@ -204,6 +215,24 @@ export async function startPostgres(): Promise<PostgresServer> {
   } catch (err) {
     await cleanup().catch(() => undefined);
     throw err;
+  }
+
+  /** Copies the certificate and key next to the data, writes a hostssl-only pg_hba.conf, and returns the server options. */
+  async function installTls(tls: NonNullable<StartPostgresOptions["tls"]>): Promise<string[]> {
+    const certFile = path.join(root, "server.crt");
+    const keyFile = path.join(root, "server.key");
+    await fs.copyFile(tls.certFile, certFile);
+    await fs.copyFile(tls.keyFile, keyFile);
+    await fs.chmod(keyFile, 0o600);
+    const hba = path.join(dataDir, "pg_hba.conf");
+    await fs.writeFile(
+      hba,
+      ["# TYPE  DATABASE USER ADDRESS METHOD", "local all all trust", "hostssl all all 127.0.0.1/32 trust", "hostssl all all ::1/128 trust", ""].join("\n"),
+    );
+    if (runAs.uid !== undefined && runAs.gid !== undefined) {
+      for (const file of [certFile, keyFile, hba]) await fs.chown(file, runAs.uid, runAs.gid);
+    }
+    return ["-c ssl=on", `-c ssl_cert_file=${shellQuote(certFile)}`, `-c ssl_key_file=${shellQuote(keyFile)}`];
   }
 
   async function guardPostmaster(): Promise<void> {
