@@ -5,9 +5,10 @@
  */
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { createSecureContext } from "node:tls";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
-import { CliError, describeConnectError, filesClient, UsageError } from "./client.js";
+import { CliError, describeConnectError, errnoText, filesClient, UsageError, type ClientTls } from "./client.js";
 import type { Command, Context, Values } from "./command.js";
 import { remove } from "./commands/delete.js";
 import { download } from "./commands/download.js";
@@ -21,6 +22,9 @@ const COMMANDS: Command[] = [upload, list, get, download, remove];
 const GLOBAL_OPTIONS = {
   url: { type: "string" },
   token: { type: "string" },
+  "ca-file": { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean" },
@@ -29,6 +33,9 @@ const GLOBAL_OPTIONS = {
 const GLOBAL_HELP: [string, string][] = [
   ["--url URL", `the service (default: $FILES_URL, else ${DEFAULT_URL})`],
   ["--token TOKEN", "sent as 'authorization: Bearer TOKEN' (default: $FILES_TOKEN)"],
+  ["--ca-file FILE", "for https://, trust these PEM CAs, not the system's (default: $FILES_CA_FILE)"],
+  ["--cert FILE", "for https://, a PEM client certificate, with --key (default: $FILES_CERT)"],
+  ["--key FILE", "its unencrypted PEM private key (default: $FILES_KEY)"],
   ["--json", "print machine-readable JSON"],
   ["-h, --help", "show help"],
 ];
@@ -55,7 +62,7 @@ function mainHelp(): string {
 }
 
 function synopsis(command: Command): string {
-  return `Usage: files ${command.synopsis} [--url URL] [--token TOKEN] [--json]`;
+  return `Usage: files ${command.synopsis} [--url URL] [--token TOKEN] [--ca-file FILE] [--cert FILE --key FILE] [--json]`;
 }
 
 function commandHelp(command: Command): string {
@@ -84,12 +91,14 @@ function version(): string {
   return "unknown";
 }
 
-/** The command name: the first argument that is neither an option nor the value of --url/--token. */
+const VALUED_OPTIONS = new Set(["--url", "--token", "--ca-file", "--cert", "--key"]);
+
+/** The command name: the first argument that is neither an option nor the value of a global option. */
 function splitCommand(argv: string[]): { name: string | undefined; rest: string[] } {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--") break;
-    if (arg === "--url" || arg === "--token") {
+    if (VALUED_OPTIONS.has(arg)) {
       i++;
       continue;
     }
@@ -123,10 +132,70 @@ function serviceUrl(values: Values): string {
   return url.replace(/\/+$/, "");
 }
 
+/** The option's value, else the environment variable's (an empty one counts as unset). */
+function optionOrEnv(values: Values, name: string, env: string): string | undefined {
+  const value = values[name];
+  return typeof value === "string" ? value : process.env[env] || undefined;
+}
+
+function readPem(option: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError(`cannot read --${option} ${path}: ${errnoText(err as NodeJS.ErrnoException)}`);
+  }
+}
+
+/** --ca-file, --cert and --key, read and checked before any connection is made. */
+function clientTls(values: Values, url: string): ClientTls {
+  const caFile = optionOrEnv(values, "ca-file", "FILES_CA_FILE");
+  const certFile = optionOrEnv(values, "cert", "FILES_CERT");
+  const keyFile = optionOrEnv(values, "key", "FILES_KEY");
+  if (caFile === undefined && certFile === undefined && keyFile === undefined) return {};
+  if (!url.startsWith("https://")) {
+    // From the environment they may be meant for another service: plaintext simply ignores them.
+    const given = ["ca-file", "cert", "key"].filter((name) => typeof values[name] === "string").map((name) => `--${name}`);
+    if (given.length === 0) return {};
+    throw new UsageError(`${given.join(", ")} need${given.length > 1 ? "" : "s"} an https:// --url, not '${url}'`);
+  }
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new UsageError(certFile === undefined ? "--key needs --cert (the client certificate)" : "--cert needs --key (its private key)");
+  }
+  const tls: ClientTls = {};
+  if (caFile !== undefined) {
+    tls.ca = readPem("ca-file", caFile);
+    if (!tls.ca.toString("latin1").includes("-----BEGIN CERTIFICATE-----")) {
+      throw new UsageError(`--ca-file ${caFile} holds no PEM certificate`);
+    }
+    try {
+      createSecureContext({ ca: tls.ca });
+    } catch (err) {
+      throw new UsageError(`--ca-file ${caFile} is not a readable PEM certificate: ${(err as Error).message}`);
+    }
+  }
+  if (certFile !== undefined && keyFile !== undefined) {
+    tls.cert = readPem("cert", certFile);
+    tls.key = readPem("key", keyFile);
+    try {
+      createSecureContext({ cert: tls.cert, key: tls.key, passphrase: "" });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const why = e.code === "ERR_OSSL_X509_KEY_VALUES_MISMATCH" || /mismatch/i.test(e.message)
+        ? `--key ${keyFile} is not the private key of --cert ${certFile}`
+        : /bad decrypt|bad password|passphrase/i.test(e.message)
+          ? `--key ${keyFile} is encrypted; give the CLI an unencrypted key`
+          : `--cert ${certFile} / --key ${keyFile} are not a usable PEM certificate and key: ${e.message}`;
+      throw new UsageError(why);
+    }
+  }
+  return tls;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { name, rest } = splitCommand(argv);
   let command: Command | undefined;
   let url = "";
+  let tls: ClientTls = {};
   let positionals: string[] = [];
   try {
     if (name === undefined || name === "help") {
@@ -161,7 +230,8 @@ async function main(argv: string[]): Promise<number> {
     if (positionals.length > command.positionals.length) throw new UsageError(`unexpected argument '${positionals[command.positionals.length]}'`);
     url = serviceUrl(values);
     const token = typeof values.token === "string" ? values.token : process.env.FILES_TOKEN || undefined;
-    const ctx: Context = { client: filesClient(url, token), url, json: values.json === true, stdout: process.stdout, stderr: process.stderr };
+    tls = clientTls(values, url);
+    const ctx: Context = { client: filesClient(url, token, tls), url, json: values.json === true, stdout: process.stdout, stderr: process.stderr };
     await command.run(ctx, positionals, values);
     return 0;
   } catch (err) {
@@ -177,7 +247,7 @@ async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof ConnectError) {
       const fileId = command?.positionals[0] === "ID" ? positionals[0] : undefined;
-      process.stderr.write(`files: ${describeConnectError(err, url, fileId)}\n`);
+      process.stderr.write(`files: ${describeConnectError(err, url, fileId, tls.cert !== undefined)}\n`);
       return 1;
     }
     const code = (err as NodeJS.ErrnoException)?.code;
