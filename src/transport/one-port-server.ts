@@ -161,7 +161,13 @@ function createTlsServer(options: TlsListenOptions, handshakeTimeoutMs: number, 
     onSecure(socket);
   });
   server.on("tlsClientError", (err, socket) => {
-    options.onClientError?.(err, socket.remoteAddress);
+    // With client_auth "require", Node closes a connection whose certificate failed verification
+    // as the handshake ends, and reports only a hang-up: the reason is on the socket.
+    const refused = socket.authorizationError;
+    const reported = refused
+      ? Object.assign(new Error(`the client certificate was refused: ${String(refused)}`), { code: String((refused as { code?: string }).code ?? refused) })
+      : err;
+    options.onClientError?.(reported, socket.remoteAddress);
     socket.destroy();
   });
   return server;

@@ -105,9 +105,13 @@ type Unary<Req, Res> = (req: Req, cb: (err: grpc.ServiceError | null, res?: Res)
 
 /** @grpc/grpc-js, a second and independent gRPC implementation. */
 export function grpcJsClient(baseUrl: string): FilesTestClient {
+  return grpcJsClientWith(baseUrl.replace(/^http:\/\//, ""), grpc.credentials.createInsecure());
+}
+
+/** @grpc/grpc-js to `target` (host:port) with the given channel credentials (TLS, for one). */
+export function grpcJsClientWith(target: string, credentials: grpc.ChannelCredentials): FilesTestClient {
   const Ctor = grpc.makeGenericClientConstructor(grpcJsDefinition(), "FilesService");
-  const target = baseUrl.replace(/^http:\/\//, "");
-  const client = new Ctor(target, grpc.credentials.createInsecure(), {
+  const client = new Ctor(target, credentials, {
     "grpc.max_receive_message_length": 16 << 20,
     "grpc-node.flow_control_window": 16 << 20,
     "grpc.max_send_message_length": 16 << 20,

@@ -22,6 +22,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   cwd?: string;
   args?: string[];
+  /** The server is configured with server.tls: baseUrl is https://. */
+  https?: boolean;
 }
 
 /** What `npm start` runs after its build step: the compiled entry point (global-setup builds it once). */
@@ -71,7 +73,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerPro
   });
   return {
     port,
-    baseUrl: `http://127.0.0.1:${port}`,
+    baseUrl: `${options.https ? "https" : "http"}://127.0.0.1:${port}`,
     child,
     output,
     stop: (signal = "SIGTERM") =>

@@ -1,49 +1,65 @@
+import http2 from "node:http2";
 import type net from "node:net";
 
 const MESSAGE = "This port requires TLS: connect with https:// (or a TLS-enabled gRPC channel)";
+/** A refused connection is closed after this long, whatever the peer does. */
+const REFUSAL_LINGER_MS = 5_000;
 
 /**
  * A plaintext client on the TLS port gets an answer it can show, rather than a bare close:
- * HTTP/1.x an OpenAI-shaped 400 (as nginx answers plain HTTP on an HTTPS port), HTTP/2 a
- * GOAWAY whose debug data says why (grpc-go and curl print it). Then the connection closes.
+ * HTTP/1.x an OpenAI-shaped 400 (as nginx answers plain HTTP on an HTTPS port); HTTP/2 an answer
+ * to its first request (gRPC: UNAVAILABLE with the message; anything else the same 400), then
+ * GOAWAY. A GOAWAY alone is not enough: grpc-go and curl do not show its debug text, and grpcio
+ * retries a call that a GOAWAY refused until its deadline.
  */
 export function refusePlaintext(socket: net.Socket, kind: "h1" | "h2"): void {
+  setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+  if (kind === "h2") {
+    refusalServer().emit("connection", socket);
+    return;
+  }
   socket.on("error", () => socket.destroy());
   socket.on("data", () => {}); // whatever else it sends is read and dropped
   socket.resume();
-  socket.end(kind === "h2" ? goAwayFrames() : http1Refusal());
-  // A peer that never reads our answer must not hold the socket.
-  setTimeout(() => socket.destroy(), 1_000).unref();
-}
-
-function http1Refusal(): Buffer {
-  const body = JSON.stringify({ error: { message: MESSAGE, type: "invalid_request_error", param: null, code: "tls_required" } });
-  return Buffer.from(
-    "HTTP/1.1 400 Bad Request\r\n" +
-      "Content-Type: application/json\r\n" +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-      "Connection: close\r\n\r\n" +
-      body,
-    "latin1",
+  const body = refusalBody();
+  socket.end(
+    Buffer.from(
+      "HTTP/1.1 400 Bad Request\r\n" +
+        "Content-Type: application/json\r\n" +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        "Connection: close\r\n\r\n" +
+        body,
+      "latin1",
+    ),
   );
 }
 
-/** The server's empty SETTINGS (its connection preface), then GOAWAY(PROTOCOL_ERROR) with the message. */
-function goAwayFrames(): Buffer {
-  const settings = frame(0x4, Buffer.alloc(0));
-  const debug = Buffer.from(MESSAGE, "utf8");
-  const payload = Buffer.alloc(8 + debug.length);
-  payload.writeUInt32BE(0, 0); // last stream id: none was processed
-  payload.writeUInt32BE(0x1, 4); // PROTOCOL_ERROR
-  debug.copy(payload, 8);
-  return Buffer.concat([settings, frame(0x7, payload)]);
+function refusalBody(): string {
+  return JSON.stringify({ error: { message: MESSAGE, type: "invalid_request_error", param: null, code: "tls_required" } });
 }
 
-function frame(type: number, payload: Buffer): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header.writeUInt8(type, 3);
-  header.writeUInt8(0, 4); // flags
-  header.writeUInt32BE(0, 5); // stream 0: the connection
-  return Buffer.concat([header, payload]);
+let server: http2.Http2Server | undefined;
+
+/** One small HTTP/2 server, shared by every refused connection: it answers each stream and goes away. */
+function refusalServer(): http2.Http2Server {
+  if (server) return server;
+  server = http2.createServer();
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    stream.on("error", () => {});
+    stream.resume(); // a request body is read and dropped
+    const grpc = String(headers["content-type"] ?? "").startsWith("application/grpc");
+    if (grpc) {
+      stream.respond(
+        { ":status": 200, "content-type": String(headers["content-type"]), "grpc-status": "14", "grpc-message": MESSAGE },
+        { endStream: true },
+      );
+    } else {
+      const body = refusalBody();
+      stream.respond({ ":status": 400, "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      stream.end(body);
+    }
+    stream.session?.close();
+  });
+  server.on("session", (session) => session.on("error", () => session.destroy()));
+  return server;
 }
