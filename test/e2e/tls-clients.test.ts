@@ -253,23 +253,28 @@ describe("grpcurl over TLS", () => {
     expect(r.stderr, report(r, ms)).toMatch(/x509: certificate signed by unknown authority/);
   });
 
-  // The server answers a plaintext HTTP/2 preface with SETTINGS and a GOAWAY (last stream 0)
-  // whose debug data says "This port requires TLS"; grpc-go keeps that text to itself and reports
-  // "EOF" (dialling) or "the connection is draining" (first call), so only the prompt failure holds.
-  it("with -plaintext against the TLS port: fails at once", async () => {
+  it("with -plaintext against the TLS port: fails at once, saying the port requires TLS", async () => {
     const { r, ms } = await grpcurl(["-plaintext", ...auth(), addr(), "list"]);
     expect(r.signal, report(r, ms)).toBeNull();
     expect(r.code, report(r, ms)).not.toBe(0);
     expect(ms, report(r, ms)).toBeLessThan(10_000);
-    expect(r.stderr, report(r, ms)).toMatch(/Failed to (dial target host|list services)/);
-    expect(r.stderr, report(r, ms)).toMatch(/EOF|connection is draining|requires TLS/);
+    expect(r.stderr, report(r, ms)).toContain("This port requires TLS");
+  });
+});
+
+describe("plaintext gRPC against the TLS port", () => {
+  it("grpc-go fails at once with UNAVAILABLE saying the port requires TLS", async () => {
+    const { r, ms } = await timed(goBinary, ["-addr", addr(), "-token", KEYS.go.key, "-size", String(SIZE)], goEnv, 45_000);
+    expect(r.code, report(r, ms)).not.toBe(0);
+    expect(ms, report(r, ms)).toBeLessThan(10_000);
+    expect(`${r.stdout}\n${r.stderr}`, report(r, ms)).toMatch(/Unavailable.*This port requires TLS/);
   });
 
-  // Known gap (see above): fails today; once grpc-go users see why, make this an it().
-  it.fails("with -plaintext against the TLS port: the error says the port requires TLS", async () => {
-    const { r, ms } = await grpcurl(["-plaintext", ...auth(), addr(), "list"]);
+  it("grpcio fails at once with UNAVAILABLE saying the port requires TLS (no retrying until the deadline)", async () => {
+    const { r, ms } = await timed(grpcPython, [PY_SCRIPT, "--size", String(SIZE), addr()], pyEnv, 45_000);
     expect(r.code, report(r, ms)).not.toBe(0);
-    expect(r.stderr).toContain("requires TLS");
+    expect(ms, report(r, ms)).toBeLessThan(10_000);
+    expect(`${r.stdout}\n${r.stderr}`, report(r, ms)).toMatch(/UNAVAILABLE.*This port requires TLS/);
   });
 });
 

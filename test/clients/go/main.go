@@ -175,12 +175,23 @@ func run(o options) (map[string]any, error) {
 		Sha256:    &sum,
 	}
 	if err := up.Send(&filesv1.UploadFileRequest{Payload: &filesv1.UploadFileRequest_Metadata{Metadata: meta}}); err != nil {
+		if errors.Is(err, io.EOF) {
+			if _, recvErr := up.CloseAndRecv(); recvErr != nil {
+				return nil, fmt.Errorf("UploadFile: %w", recvErr)
+			}
+		}
 		return nil, fmt.Errorf("UploadFile: send metadata: %w", err)
 	}
 	chunks := 0
 	for off := 0; off < len(data); off += chunkSize {
 		end := min(off+chunkSize, len(data))
 		if err := up.Send(&filesv1.UploadFileRequest{Payload: &filesv1.UploadFileRequest_Chunk{Chunk: data[off:end]}}); err != nil {
+			// io.EOF: the server ended the call; its status comes from CloseAndRecv.
+			if errors.Is(err, io.EOF) {
+				if _, recvErr := up.CloseAndRecv(); recvErr != nil {
+					return nil, fmt.Errorf("UploadFile: %w", recvErr)
+				}
+			}
 			return nil, fmt.Errorf("UploadFile: send chunk at %d: %w", off, err)
 		}
 		chunks++
