@@ -158,7 +158,8 @@ describe("files CLI over TLS", () => {
     }
     expectOneLineFailure(
       await runCli(["list", "--url", url.replace("https://", "http://")]),
-      /^files: cannot reach the service at http:\/\/127\.0\.0\.1:\d+ \(ERR_HTTP2_SESSION_ERROR\); if it serves TLS, use an https:\/\/ URL\n$/,
+      // The TLS port answers plaintext gRPC with UNAVAILABLE naming TLS (plaintext-refusal.ts).
+      /^files: cannot reach the service at http:\/\/127\.0\.0\.1:\d+ \(This port requires TLS: connect with https:\/\/ [^\n]*\)\n$/,
     );
   });
 
