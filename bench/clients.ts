@@ -141,11 +141,14 @@ class WideWindowSessionManager extends Http2SessionManager {
   }
 }
 
-/** A connect-node FilesService client on one HTTP/2 connection of its own; close() ends it. */
-export function connectFilesClient(baseUrl: string, identityOnly = false) {
+/**
+ * A connect-node FilesService client on one HTTP/2 connection of its own; close() ends it. An
+ * https:// baseUrl is TLS, trusting `ca` (PEM) only.
+ */
+export function connectFilesClient(baseUrl: string, identityOnly = false, ca?: Buffer) {
   // Our own session manager, so close() can end the connection, and with a 16 MiB stream window:
   // Node's default 64 KiB window makes every download chunk wait for a WINDOW_UPDATE round trip.
-  const sessionManager = new WideWindowSessionManager(baseUrl, undefined, { settings: { initialWindowSize: 16 * MiB } });
+  const sessionManager = new WideWindowSessionManager(baseUrl, undefined, { settings: { initialWindowSize: 16 * MiB }, ...(ca && { ca }) });
   const transport = createGrpcTransport({
     baseUrl,
     sessionManager,
@@ -156,8 +159,8 @@ export function connectFilesClient(baseUrl: string, identityOnly = false) {
   return { client: createClient(FilesService, transport), close: () => sessionManager.abort() };
 }
 
-export function connectGrpcClient(baseUrl: string, identityOnly = false): BenchClient {
-  const { client, close } = connectFilesClient(baseUrl, identityOnly);
+export function connectGrpcClient(baseUrl: string, identityOnly = false, ca?: Buffer): BenchClient {
+  const { client, close } = connectFilesClient(baseUrl, identityOnly, ca);
   return {
     name: `service (connect-node gRPC${identityOnly ? ", identity only" : ""})`,
     async upload(payload, sha256) {
@@ -212,9 +215,14 @@ const deleteMethod = method("DeleteFile", DeleteFileRequestSchema, DeleteFileRes
 const getMethod = method("GetFile", GetFileRequestSchema, GetFileResponseSchema, false, false);
 const listMethod = method("ListFiles", ListFilesRequestSchema, ListFilesResponseSchema, false, false);
 
-/** The Files RPCs the bench uses, over @grpc/grpc-js on one HTTP/2 connection of its own. */
-export function grpcJsFilesClient(baseUrl: string) {
-  const client = new grpc.Client(baseUrl.replace(/^http:\/\//, ""), grpc.credentials.createInsecure(), {
+/**
+ * The Files RPCs the bench uses, over @grpc/grpc-js on one HTTP/2 connection of its own; an
+ * https:// baseUrl is TLS, trusting `ca` only.
+ */
+export function grpcJsFilesClient(baseUrl: string, ca?: Buffer) {
+  const url = new URL(baseUrl);
+  const credentials = url.protocol === "https:" ? grpc.credentials.createSsl(ca ?? null) : grpc.credentials.createInsecure();
+  const client = new grpc.Client(url.host, credentials, {
     "grpc.max_receive_message_length": 16 * MiB,
     "grpc-node.flow_control_window": 16 * MiB,
     "grpc.max_send_message_length": 16 * MiB,
@@ -261,8 +269,8 @@ export function grpcJsFilesClient(baseUrl: string) {
 }
 
 /** @grpc/grpc-js, the other common Node gRPC client. */
-export function grpcJsBenchClient(baseUrl: string): BenchClient {
-  const client = grpcJsFilesClient(baseUrl);
+export function grpcJsBenchClient(baseUrl: string, ca?: Buffer): BenchClient {
+  const client = grpcJsFilesClient(baseUrl, ca);
   return {
     name: "service (@grpc/grpc-js)",
     async upload(payload, sha256) {

@@ -18,8 +18,8 @@ export const FOREIGN_TARGETS = ["grpcgo", "grpcio"] as const;
 export type ForeignTarget = (typeof FOREIGN_TARGETS)[number];
 export const isForeign = (target: string): target is ForeignTarget => (FOREIGN_TARGETS as readonly string[]).includes(target);
 
-/** How to start each prepared client: the command and the arguments before the server address. */
-export type ForeignCommands = Partial<Record<ForeignTarget, { command: string; args: (addr: string) => string[] }>>;
+/** How to start each prepared client: the command and its arguments for a server address (TLS trusting `caFile` when given). */
+export type ForeignCommands = Partial<Record<ForeignTarget, { command: string; args: (addr: string, caFile?: string) => string[] }>>;
 
 /** Builds the Go client into `dir` (the local toolchain only; go.sum is committed, so -mod=readonly holds). */
 async function buildGoClient(dir: string): Promise<ForeignCommands["grpcgo"]> {
@@ -29,7 +29,7 @@ async function buildGoClient(dir: string): Promise<ForeignCommands["grpcgo"]> {
     throw new Error(`the grpcgo client needs Go on PATH: ${(err as Error).message}`);
   });
   if (r.code !== 0) throw new Error(`building bench/clients/go failed: ${describeFailure(r)}`);
-  return { command: binary, args: (addr) => ["-addr", addr] };
+  return { command: binary, args: (addr, caFile) => ["-addr", addr, ...(caFile ? ["-ca", caFile] : [])] };
 }
 
 /**
@@ -41,7 +41,7 @@ async function preparePythonClient(dir: string): Promise<ForeignCommands["grpcio
   const poolFile = join(dir, "payload-pool.bin");
   await writeFile(poolFile, Buffer.concat(payloadPool()));
   const script = join(REPO_ROOT, "bench/clients/python/bench_client.py");
-  return { command: python, args: (addr) => [script, addr, poolFile] };
+  return { command: python, args: (addr, caFile) => [script, addr, poolFile, ...(caFile ? [caFile] : [])] };
 }
 
 /** Prepares the selected foreign clients; a client that cannot be prepared is reported by target, not thrown. */
@@ -74,14 +74,19 @@ const DAY_MS = 86_400_000;
 export class ForeignClient implements BenchClient {
   private readonly line: LineClient;
 
+  /** An https:// baseUrl is TLS, trusting the CA in `caFile` only. */
   constructor(
     readonly name: ForeignTarget,
     commands: ForeignCommands,
     baseUrl: string,
+    caFile?: string,
   ) {
     const how = commands[name];
     if (!how) throw new Error(`the ${name} client was not prepared`);
-    this.line = new LineClient(name, how.command, how.args(new URL(baseUrl).host), { ...process.env, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" });
+    const url = new URL(baseUrl);
+    if (url.protocol === "https:" && !caFile) throw new Error(`${name}: ${baseUrl} is TLS, and no CA file was given`);
+    const args = how.args(url.host, url.protocol === "https:" ? caFile : undefined);
+    this.line = new LineClient(name, how.command, args, { ...process.env, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" });
   }
 
   /** Uploads `payload`'s bytes, which the client generates itself (see bench/payload.ts). */

@@ -14,6 +14,7 @@ import type { Options, Target } from "./options.js";
 import { errorMessage, log, warnLoudly, type Cleanup } from "./lifecycle.js";
 import { peakRssBytes, resetPeakRss, rssBytes, RssSampler } from "./proc.js";
 import type { ForeignCommands } from "./foreign-clients.js";
+import type { BenchTls } from "./tls.js";
 import { startFloor, startReference, startService, writeLocalServiceConfig, writeServiceConfig, type S3Settings, type ServiceProcess } from "./servers.js";
 
 export interface Context {
@@ -36,6 +37,8 @@ export interface Context {
   cleanup: Cleanup;
   /** Errors that did not stop the run; the exit code reports them. */
   errors: string[];
+  /** With --tls: the run's CA and server certificate. */
+  tls: BenchTls | undefined;
 }
 
 export interface Memory {
@@ -117,19 +120,24 @@ export function referenceDir(ctx: Context, db: string): string {
   return join(ctx.dir, `reference-${db}`);
 }
 
-/** Starts a fresh server of `kind` on the named database, runs `fn`, always stops it. */
-export async function withServer<T>(ctx: Context, kind: ServerKind, db: string, phase: string, fn: (server: ServiceProcess) => Promise<T>): Promise<T> {
+/**
+ * Starts a fresh server of `kind` on the named database, runs `fn`, always stops it. With `tls`
+ * (the service only, and only with --tls), the service serves its one port over TLS.
+ */
+export async function withServer<T>(ctx: Context, kind: ServerKind, db: string, phase: string, fn: (server: ServiceProcess) => Promise<T>, tls = false): Promise<T> {
   let server: ServiceProcess;
+  if (tls && (kind !== "service" || !ctx.tls)) throw new Error(`${phase}: TLS is measured on this service only, with --tls`);
   if (kind === "service") {
     const dbPath = serviceDbPath(ctx, db);
     const dir = join(ctx.dir, `service-${db}`);
     await mkdir(dir, { recursive: true });
     const { maxFileBytes } = ctx.options;
+    const serverTls = tls ? ctx.tls : undefined;
     const configPath =
       ctx.options.storage === "local"
-        ? await writeLocalServiceConfig(dir, join(ctx.dir, "service-store"), dbPath, maxFileBytes)
-        : await writeServiceConfig(dir, ctx.s3, ctx.buckets.service, dbPath, maxFileBytes, ctx.options.payloadSigning);
-    server = await startService(configPath, ctx.cpuProfDir);
+        ? await writeLocalServiceConfig(dir, join(ctx.dir, "service-store"), dbPath, maxFileBytes, serverTls)
+        : await writeServiceConfig(dir, ctx.s3, ctx.buckets.service, dbPath, maxFileBytes, ctx.options.payloadSigning, serverTls);
+    server = await startService(configPath, ctx.cpuProfDir, tls);
     ctx.phaseOfPid.set(server.pid, phase);
   } else if (kind === "floor") {
     server = await startFloor(

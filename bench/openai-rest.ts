@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { BenchClient } from "./clients.js";
 import { BLOCK, MiB, type Payload } from "./payload.js";
-import { restBenchClient, sendBody } from "./rest-client.js";
+import { keepAliveRequester, restBenchClient, sendBody } from "./rest-client.js";
 
 export interface FileObject {
   id: string;
@@ -25,22 +25,23 @@ export interface ListPage {
 
 export class OpenAiRest {
   private readonly agent: http.Agent;
+  private readonly send: ReturnType<typeof keepAliveRequester>["request"];
 
+  /** An https:// baseUrl is TLS, trusting `ca` only. */
   constructor(
     readonly baseUrl: string,
     maxSockets = 64,
+    ca?: Buffer,
   ) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets });
+    const requester = keepAliveRequester(baseUrl, maxSockets, ca);
+    this.agent = requester.agent;
+    this.send = requester.request;
   }
 
   /** One request with a buffered body both ways; rejects on a transport error only. */
   request(method: string, path: string, body?: Buffer | string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; body: Buffer }> {
     return new Promise((resolve, reject) => {
-      const req = http.request(new URL(path, this.baseUrl), {
-        method,
-        agent: this.agent,
-        headers: body === undefined ? headers : { ...headers, "content-length": Buffer.byteLength(body) },
-      });
+      const req = this.send(method, path, body === undefined ? headers : { ...headers, "content-length": Buffer.byteLength(body) });
       req.on("error", reject);
       req.on("response", (res) => {
         const chunks: Buffer[] = [];
@@ -93,18 +94,14 @@ export const UPLOAD_PART_BYTES = 8 * MiB;
 export const UPLOAD_PART_CONCURRENCY = 4;
 
 /** Streams one part (payload blocks [first, first + count)) as the multipart field `data`. */
-function sendPart(agent: http.Agent, baseUrl: string, uploadId: string, payload: Payload, first: number, count: number): Promise<string> {
+function sendPart(send: ReturnType<typeof keepAliveRequester>["request"], uploadId: string, payload: Payload, first: number, count: number): Promise<string> {
   const bytes = Math.min(payload.bytes - first * BLOCK, count * BLOCK);
   const boundary = `bench${randomBytes(8).toString("hex")}`;
   const head = `--${boundary}\r\nContent-Disposition: form-data; name="data"; filename="part"\r\nContent-Type: application/octet-stream\r\n\r\n`;
   const tail = `\r\n--${boundary}--\r\n`;
-  const req = http.request(new URL(`/v1/uploads/${uploadId}/parts`, baseUrl), {
-    method: "POST",
-    agent,
-    headers: {
-      "content-type": `multipart/form-data; boundary=${boundary}`,
-      "content-length": Buffer.byteLength(head) + bytes + Buffer.byteLength(tail),
-    },
+  const req = send("POST", `/v1/uploads/${uploadId}/parts`, {
+    "content-type": `multipart/form-data; boundary=${boundary}`,
+    "content-length": Buffer.byteLength(head) + bytes + Buffer.byteLength(tail),
   });
   return sendBody<{ id: string }>(req, `POST /v1/uploads/${uploadId}/parts`, head, payload.blocks(first, count), tail).then((part) => part.id);
 }
@@ -113,10 +110,10 @@ function sendPart(agent: http.Agent, baseUrl: string, uploadId: string, payload:
  * The Uploads API as a transfer path: create, parts of UPLOAD_PART_BYTES with
  * UPLOAD_PART_CONCURRENCY in flight, complete in order; download and delete as REST.
  */
-export function uploadsApiClient(baseUrl: string): BenchClient {
-  const rest = restBenchClient(baseUrl);
-  const api = new OpenAiRest(baseUrl, UPLOAD_PART_CONCURRENCY + 1);
-  const partAgent = new http.Agent({ keepAlive: true, maxSockets: UPLOAD_PART_CONCURRENCY });
+export function uploadsApiClient(baseUrl: string, ca?: Buffer): BenchClient {
+  const rest = restBenchClient(baseUrl, ca);
+  const api = new OpenAiRest(baseUrl, UPLOAD_PART_CONCURRENCY + 1, ca);
+  const { agent: partAgent, request: sendPartRequest } = keepAliveRequester(baseUrl, UPLOAD_PART_CONCURRENCY, ca);
   const blocksPerPart = UPLOAD_PART_BYTES / BLOCK;
   return {
     name: "REST Uploads API",
@@ -133,7 +130,7 @@ export function uploadsApiClient(baseUrl: string): BenchClient {
       const worker = async () => {
         while (next < parts) {
           const index = next++;
-          partIds[index] = await sendPart(partAgent, baseUrl, upload.id, payload, index * blocksPerPart, blocksPerPart);
+          partIds[index] = await sendPart(sendPartRequest, upload.id, payload, index * blocksPerPart, blocksPerPart);
         }
       };
       await Promise.all(Array.from({ length: Math.min(parts, UPLOAD_PART_CONCURRENCY) }, worker));

@@ -39,6 +39,8 @@ export interface Options {
   timeoutMinutes: number;
   /** The service's max_file_bytes: room for the largest size. */
   maxFileBytes: number;
+  /** Also measure the service's paths on its TLS port (same run), against plaintext. */
+  tls: boolean;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -64,6 +66,10 @@ export const USAGE = `usage: npm run bench -- [options]
   --payload-signing auto|always|never
                      the service's payload_signing S3 option (default: not set, i.e. auto)
   --timeout-min M    abort the whole run after M minutes (default: 120)
+  --tls              large transfers and small uploads also run on the service's TLS port
+                     (server.tls with a CA made for the run; every client trusts it), for each
+                     of grpc, grpcjs, grpcgo, grpcio, rest and resth2 selected, and are compared
+                     with the same path in plaintext measured in the same run
 
 S3: S3_BENCH_ENDPOINT or S3_ENDPOINT (credentials AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, region
 S3_BENCH_REGION), else a moto server started here. The reference needs Python >= 3.12
@@ -122,6 +128,7 @@ export function parseOptions(argv: string[] = process.argv.slice(2)): Options | 
       "cpu-prof": { type: "boolean", default: false },
       "payload-signing": { type: "string" },
       "timeout-min": { type: "string", default: "120" },
+      tls: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -145,6 +152,7 @@ export function parseOptions(argv: string[] = process.argv.slice(2)): Options | 
     payloadSigning: payloadSigning(values["payload-signing"]),
     timeoutMinutes: positiveInt(values["timeout-min"], "--timeout-min"),
     maxFileBytes: Math.max(512 * MiB, ...sizes),
+    tls: values.tls,
   };
 }
 

@@ -5,14 +5,25 @@
  */
 import { randomBytes } from "node:crypto";
 import http from "node:http";
+import https from "node:https";
 import type { Writable } from "node:stream";
 import type { BenchClient, Transferred } from "./clients.js";
 import { StreamDigest, type Payload } from "./payload.js";
 
-export function restBenchClient(baseUrl: string): BenchClient {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+/**
+ * node:http, or node:https for an https:// baseUrl (trusting `ca` only), with a keep-alive agent of
+ * at most `maxSockets` connections: `request` sends on it.
+ */
+export function keepAliveRequester(baseUrl: string, maxSockets: number, ca?: Buffer) {
+  const secure = new URL(baseUrl).protocol === "https:";
+  const agent = secure ? new https.Agent({ keepAlive: true, maxSockets, ...(ca && { ca }) }) : new http.Agent({ keepAlive: true, maxSockets });
   const request = (method: string, path: string, headers: http.OutgoingHttpHeaders = {}) =>
-    http.request(new URL(path, baseUrl), { method, agent, headers });
+    (secure ? https : http).request(new URL(path, baseUrl), { method, agent, headers });
+  return { agent, request };
+}
+
+export function restBenchClient(baseUrl: string, ca?: Buffer): BenchClient {
+  const { agent, request } = keepAliveRequester(baseUrl, 4, ca);
 
   return {
     name: "REST (POST /v1/files, GET /content)",

@@ -17,8 +17,9 @@ export class RestH2 implements BenchClient {
   readonly name = "REST over HTTP/2 (POST /v1/files, GET /content)";
   private readonly session: http2.ClientHttp2Session;
 
-  constructor(baseUrl: string) {
-    this.session = http2.connect(baseUrl, { settings: { initialWindowSize: WINDOW } });
+  /** An https:// baseUrl is HTTP/2 over TLS (ALPN h2), trusting `ca` only. */
+  constructor(baseUrl: string, ca?: Buffer) {
+    this.session = http2.connect(baseUrl, { settings: { initialWindowSize: WINDOW }, ...(ca && { ca }) });
     // Node's connection-level window stays at 64 KiB unless raised explicitly.
     this.session.once("connect", () => this.session.setLocalWindowSize(WINDOW));
     this.session.on("error", () => undefined); // surfaces on the streams

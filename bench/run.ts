@@ -40,9 +40,11 @@ import { formatSize, parseOptions, S3_ONLY_TARGETS, USAGE, type Options } from "
 import { runPg } from "./pg-metadata.js";
 import { formatProfile, summarizeProfiles } from "./profile.js";
 import { ensureLlamaStackVenv, ensurePlotVenv, findPython, installedVersion, LLAMA_STACK_VERSION, referenceMaxUploadBytes, type FoundPython } from "./python.js";
-import { runLarge } from "./scenario-large.js";
+import { runLarge, type TransferResult } from "./scenario-large.js";
 import { runMetadata } from "./scenario-metadata.js";
-import { runSmall, SMALL_FILE_BYTES } from "./scenario-small.js";
+import { runSmall, SMALL_FILE_BYTES, type SmallResult } from "./scenario-small.js";
+import { makeBenchTls } from "./tls.js";
+import { formatTlsVsPlaintext, tlsVsPlaintext } from "./tls-vs-plaintext.js";
 import { formatTables, grpcVsRestOf, largeRatios, latencyRatios, smallRatios, targetChecks, type Results } from "./summary.js";
 
 const cleanup = new Cleanup();
@@ -209,6 +211,7 @@ async function main(options: Options): Promise<number> {
     phaseOfPid: new Map(),
     cleanup,
     errors: [],
+    tls: options.tls ? makeBenchTls(dir) : undefined,
   };
   if (needsServers && !local) {
     for (const bucket of Object.values(ctx.buckets)) {
@@ -221,6 +224,7 @@ async function main(options: Options): Promise<number> {
   log(`scenarios ${options.scenarios.join(",")}; targets ${options.targets.join(",")}; sizes ${options.sizes.map(formatSize).join(",")}; rows ${options.rows}`);
   if (options.cpuProf) log(`--cpu-prof: this service runs under the V8 profiler (its figures are slower than without); profiles go to ${ctx.cpuProfDir}`);
   if (options.payloadSigning) log(`this service runs with payload_signing: ${options.payloadSigning}`);
+  if (options.tls) log("--tls: large and small also run on the service's TLS port (server.tls, a CA made for this run), each right after the same path in plaintext");
 
   const foreign =
     needsServers && options.targets.some(isForeign) ? await phase("client builds", () => prepareForeignClients(options.targets, dir)) : { commands: {}, problems: {} };
@@ -238,13 +242,19 @@ async function main(options: Options): Promise<number> {
   const results: Results = { large: [], small: [], list: [], retrieve: [], pg: null, rows: options.rows, largeNotes: [], selected: options.targets };
   let seed: unknown = null;
   let largeSkipped: unknown[] = [];
+  const overTls: { large: TransferResult[]; small: SmallResult[] } = { large: [], small: [] };
   if (options.scenarios.includes("large")) {
     const large = await phase("large", () => runLarge(ctx));
     results.large = large.results;
+    overTls.large = large.tls;
     largeSkipped = large.skipped;
     results.largeNotes = large.skipped.map((s) => `${s.target} ${formatSize(s.sizeBytes)} not measured: ${s.reason}`);
   }
-  if (options.scenarios.includes("small")) results.small = await phase("small", () => runSmall(ctx));
+  if (options.scenarios.includes("small")) {
+    const small = await phase("small", () => runSmall(ctx));
+    results.small = small.results;
+    overTls.small = small.tls;
+  }
   if (options.scenarios.includes("list") || options.scenarios.includes("retrieve")) {
     const meta = await phase("list+retrieve", () => runMetadata(ctx, options.scenarios.includes("list"), options.scenarios.includes("retrieve")));
     results.list = meta.list;
@@ -257,6 +267,7 @@ async function main(options: Options): Promise<number> {
   await stopAllServers(); // before reading the profiles, which are written at exit
 
   const checks = targetChecks(results);
+  const tlsRatios = options.tls ? tlsVsPlaintext(results, overTls) : null;
   const elapsedSeconds = (Date.now() - started) / 1000;
   const json = {
     date: new Date(started).toISOString(),
@@ -283,11 +294,13 @@ async function main(options: Options): Promise<number> {
     list: results.list,
     retrieve: results.retrieve,
     pg: results.pg,
+    tls: options.tls ? { large: overTls.large, small: overTls.small } : null,
     ratios: {
       large: largeRatios(results.large),
       small: smallRatios(results.small),
       latency: latencyRatios(results.list, results.retrieve),
       grpcVsRest: grpcVsRestOf(results),
+      tlsVsPlaintext: tlsRatios,
     },
     targets: checks,
     errors: ctx.errors,
@@ -298,6 +311,10 @@ async function main(options: Options): Promise<number> {
   console.log("");
   console.log(formatTables(results));
   console.log("");
+  if (tlsRatios) {
+    console.log(formatTlsVsPlaintext(tlsRatios));
+    console.log("");
+  }
 
   const jsonPath = join(options.outDir, `bench-${stamp}.json`);
   const pngPath = join(options.outDir, `bench-${stamp}.png`);

@@ -55,26 +55,33 @@ function s3Target(ctx: Context): S3Target {
   return { ...ctx.s3, bucket: ctx.buckets.direct };
 }
 
+/** Targets measured on the TLS port too, with --tls. */
+export const TLS_TARGETS = ["grpc", "grpcjs", "grpcgo", "grpcio", "rest", "resth2", "uploads"] as const;
+export type TlsTarget = (typeof TLS_TARGETS)[number];
+export const isTlsTarget = (t: string): t is TlsTarget => (TLS_TARGETS as readonly string[]).includes(t);
+
+/** A client of `target` at `baseUrl`; an https:// one trusts the run's CA (--tls). */
 function clientFor(ctx: Context, target: LargeTarget, baseUrl: string): BenchClient {
+  const ca = baseUrl.startsWith("https:") ? ctx.tls?.ca : undefined;
   switch (target) {
     case "direct-put":
       return directS3Client(s3Target(ctx), "put");
     case "direct-multipart":
       return directS3Client(s3Target(ctx), "multipart");
     case "grpc":
-      return connectGrpcClient(baseUrl);
+      return connectGrpcClient(baseUrl, false, ca);
     case "grpcjs":
-      return grpcJsBenchClient(baseUrl);
+      return grpcJsBenchClient(baseUrl, ca);
     case "grpcgo":
     case "grpcio":
-      return new ForeignClient(target, ctx.foreignClients, baseUrl);
+      return new ForeignClient(target, ctx.foreignClients, baseUrl, ctx.tls?.caFile);
     case "rest":
     case "llama":
-      return restBenchClient(baseUrl);
+      return restBenchClient(baseUrl, ca);
     case "resth2":
-      return new RestH2(baseUrl);
+      return new RestH2(baseUrl, ca);
     case "uploads":
-      return uploadsApiClient(baseUrl);
+      return uploadsApiClient(baseUrl, ca);
     case "floor":
       return floorBenchClient(baseUrl);
   }
@@ -115,7 +122,7 @@ const leastCpu = (a: number | null, b: number | null): number | null => (a === n
 const perGiB = (seconds: number | null, bytes: number) => (seconds === null ? null : seconds / (bytes / GiB));
 
 async function measure(ctx: Context, target: LargeTarget, payload: Payload, sha256: string, baseUrl: string, probe: MemoryProbe | undefined) {
-  const label = `${target} ${formatSize(payload.bytes)}`;
+  const label = `${target}${baseUrl.startsWith("https:") ? " (TLS)" : ""} ${formatSize(payload.bytes)}`;
   const client = clientFor(ctx, target, baseUrl);
   try {
     if (probe) {
@@ -167,8 +174,10 @@ export interface SkippedTransfer {
  * it accepts and, when a requested size is over the limit, also at exactly the limit, so the chart
  * still shows how its memory follows file size; the refused sizes are listed as skipped.
  */
-export async function runLarge(ctx: Context): Promise<{ results: TransferResult[]; skipped: SkippedTransfer[] }> {
+export async function runLarge(ctx: Context): Promise<{ results: TransferResult[]; skipped: SkippedTransfer[]; tls: TransferResult[] }> {
   const results: TransferResult[] = [];
+  /** With --tls: the same targets on the TLS port, each measured right after its plaintext run. */
+  const tls: TransferResult[] = [];
   const skipped: SkippedTransfer[] = [];
   const targets: LargeTarget[] = [];
   for (const t of ctx.options.targets) {
@@ -200,7 +209,14 @@ export async function runLarge(ctx: Context): Promise<{ results: TransferResult[
             ),
       );
       if (result) results.push(result);
+      if (ctx.tls && isTlsTarget(target)) {
+        const label = `large ${target} ${formatSize(size)} over TLS`;
+        const overTls = await attempt(ctx, label, () =>
+          withServer(ctx, "service", "transfers", label, (server) => measure(ctx, target, payload, sha256, server.baseUrl, new MemoryProbe(server)), true),
+        );
+        if (overTls) tls.push(overTls);
+      }
     }
   }
-  return { results, skipped };
+  return { results, skipped, tls };
 }

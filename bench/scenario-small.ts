@@ -87,7 +87,7 @@ function smallMetadata(data: Uint8Array, n: number) {
 /** The loop of `target`: the foreign clients run it themselves, the others in this process around `makeOp`'s op. */
 function makeLoop(ctx: Context, target: SmallResult["target"], baseUrl: string): Loop {
   if (target === "grpcgo" || target === "grpcio") {
-    const client = new ForeignClient(target, ctx.foreignClients, baseUrl);
+    const client = new ForeignClient(target, ctx.foreignClients, baseUrl, ctx.tls?.caFile);
     return { run: (concurrency, seconds, maxOps) => client.small(concurrency, seconds, maxOps, SMALL_FILE_BYTES), close: () => client.close() };
   }
   const { op, close } = makeOp(ctx, target, baseUrl);
@@ -96,6 +96,7 @@ function makeLoop(ctx: Context, target: SmallResult["target"], baseUrl: string):
 
 function makeOp(ctx: Context, target: Exclude<SmallResult["target"], "grpcgo" | "grpcio">, baseUrl: string): { op: Op; close: () => void } {
   const maxConcurrency = Math.max(...ctx.options.smallConcurrency);
+  const ca = baseUrl.startsWith("https:") ? ctx.tls?.ca : undefined;
   switch (target) {
     case "direct": {
       const s3 = s3Client({ ...ctx.s3, bucket: ctx.buckets.direct }, maxConcurrency);
@@ -106,7 +107,7 @@ function makeOp(ctx: Context, target: Exclude<SmallResult["target"], "grpcgo" | 
       };
     }
     case "grpc": {
-      const { client, close } = connectFilesClient(baseUrl);
+      const { client, close } = connectFilesClient(baseUrl, false, ca);
       return {
         op: async (data, n) => {
           const res = await client.uploadFile(
@@ -123,7 +124,7 @@ function makeOp(ctx: Context, target: Exclude<SmallResult["target"], "grpcgo" | 
       };
     }
     case "grpcjs": {
-      const client = grpcJsFilesClient(baseUrl);
+      const client = grpcJsFilesClient(baseUrl, ca);
       return {
         op: async (data, n) => {
           const file = await client.uploadFile([
@@ -137,7 +138,7 @@ function makeOp(ctx: Context, target: Exclude<SmallResult["target"], "grpcgo" | 
     }
     case "rest":
     case "llama": {
-      const api = new OpenAiRest(baseUrl, maxConcurrency);
+      const api = new OpenAiRest(baseUrl, maxConcurrency, ca);
       return {
         op: async (data, n) => {
           const file = await api.uploadSmall(data, `small-${n}.bin`);
@@ -188,7 +189,7 @@ async function measureTarget(ctx: Context, target: SmallResult["target"], baseUr
       const errs = run.errors > 0 ? `, ${run.errors} ERRORS (first: ${run.firstError})` : "";
       if (run.errors > 0 && !isReference) ctx.errors.push(`small ${target} c=${concurrency}: ${run.errors} uploads failed, first: ${run.firstError}`);
       log(
-        `small ${target} c=${concurrency}: ${result.opsPerSecond.toFixed(0)} ops/s, p50 ${result.latency.p50Ms.toFixed(1)} ms, p99 ${result.latency.p99Ms.toFixed(1)} ms${cpu}${mem}${errs}`,
+        `small ${target}${baseUrl.startsWith("https:") ? " (TLS)" : ""} c=${concurrency}: ${result.opsPerSecond.toFixed(0)} ops/s, p50 ${result.latency.p50Ms.toFixed(1)} ms, p99 ${result.latency.p99Ms.toFixed(1)} ms${cpu}${mem}${errs}`,
       );
     }
     return results;
@@ -199,8 +200,13 @@ async function measureTarget(ctx: Context, target: SmallResult["target"], baseUr
 
 const isSmallTarget = (t: Target): t is SmallResult["target"] => (SMALL_TARGETS as readonly string[]).includes(t);
 
-export async function runSmall(ctx: Context): Promise<SmallResult[]> {
+/** Small-file targets measured on the TLS port too, with --tls. */
+const SMALL_TLS_TARGETS: readonly SmallResult["target"][] = ["grpc", "grpcjs", "grpcgo", "grpcio", "rest"];
+
+export async function runSmall(ctx: Context): Promise<{ results: SmallResult[]; tls: SmallResult[] }> {
   const results: SmallResult[] = [];
+  /** With --tls: the same loops against the TLS port, each right after its plaintext run. */
+  const tls: SmallResult[] = [];
   for (const target of ctx.options.targets) {
     if (!isSmallTarget(target)) continue;
     const kind = kindOf(target);
@@ -210,6 +216,12 @@ export async function runSmall(ctx: Context): Promise<SmallResult[]> {
         : withServer(ctx, kind, "transfers", `small ${target}`, (server) => measureTarget(ctx, target, server.baseUrl, new MemoryProbe(server))),
     );
     if (got) results.push(...got);
+    if (ctx.tls && SMALL_TLS_TARGETS.includes(target)) {
+      const overTls = await attempt(ctx, `small ${target} over TLS`, () =>
+        withServer(ctx, "service", "transfers", `small ${target} over TLS`, (server) => measureTarget(ctx, target, server.baseUrl, new MemoryProbe(server)), true),
+      );
+      if (overTls) tls.push(...overTls);
+    }
   }
-  return results;
+  return { results, tls };
 }

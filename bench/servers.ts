@@ -18,6 +18,7 @@ import type { PayloadSigning } from "../src/config/config.js";
 import { freePort, guardChildProcess, OutputTail, waitForExit } from "../test/support/moto.js";
 import { REPO_ROOT, s3ProviderConfig, startServer } from "../test/support/server-process.js";
 import type { FloorConfig } from "./floor-server.js";
+import type { BenchTls } from "./tls.js";
 import { log } from "./lifecycle.js";
 import { childPids, rssBytes, verifyNodeProcess } from "./proc.js";
 
@@ -63,6 +64,7 @@ export async function writeServiceConfig(
   dbPath: string,
   maxFileBytes: number,
   payloadSigning?: PayloadSigning,
+  tls?: BenchTls,
 ): Promise<string> {
   const provider = s3ProviderConfig(s3.endpoint, bucket, { type: "sqlite", db_path: dbPath }, {
     region: s3.region,
@@ -70,24 +72,31 @@ export async function writeServiceConfig(
     aws_secret_access_key: s3.secretAccessKey,
     ...(payloadSigning && { payload_signing: payloadSigning }),
   });
-  return writeConfig(dir, provider, maxFileBytes);
+  return writeConfig(dir, provider, maxFileBytes, tls);
 }
 
 /** The same on the embedded local store (inline::localfs): files under `storageDir`. */
-export function writeLocalServiceConfig(dir: string, storageDir: string, dbPath: string, maxFileBytes: number): Promise<string> {
+export function writeLocalServiceConfig(dir: string, storageDir: string, dbPath: string, maxFileBytes: number, tls?: BenchTls): Promise<string> {
   const provider = { api: "files", provider_type: "inline::localfs", config: { storage_dir: storageDir, metadata_store: { type: "sqlite", db_path: dbPath } } };
-  return writeConfig(dir, provider, maxFileBytes);
+  return writeConfig(dir, provider, maxFileBytes, tls);
 }
 
-async function writeConfig(dir: string, provider: object, maxFileBytes: number): Promise<string> {
-  const config = { ...provider, server: { host: "127.0.0.1", limits: { max_file_bytes: maxFileBytes } } };
+/** With `tls`, the one port serves TLS only (server.tls), with the run's certificate. */
+async function writeConfig(dir: string, provider: object, maxFileBytes: number, tls: BenchTls | undefined): Promise<string> {
+  const config = {
+    ...provider,
+    server: { host: "127.0.0.1", limits: { max_file_bytes: maxFileBytes }, ...(tls && { tls: { cert_file: tls.certFile, key_file: tls.keyFile } }) },
+  };
   const path = join(dir, "files.yaml");
   await writeFile(path, stringify(config));
   return path;
 }
 
-/** Starts the built service on a free loopback port; with `cpuProfDir`, under --cpu-prof (written at exit). */
-export async function startService(configPath: string, cpuProfDir?: string): Promise<ServiceProcess> {
+/**
+ * Starts the built service on a free loopback port; with `cpuProfDir`, under --cpu-prof (written at
+ * exit); `https` when its config has server.tls.
+ */
+export async function startService(configPath: string, cpuProfDir?: string, https = false): Promise<ServiceProcess> {
   const env: Record<string, string> = {};
   if (cpuProfDir) {
     await mkdir(cpuProfDir, { recursive: true });
@@ -95,7 +104,7 @@ export async function startService(configPath: string, cpuProfDir?: string): Pro
     env.NODE_OPTIONS = [process.env.NODE_OPTIONS, "--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`].filter(Boolean).join(" ");
   }
   // --config as an argument rather than startServer's `config`, which leaves its temp dir behind.
-  const server = await startServer({ args: ["--config", configPath], env });
+  const server = await startServer({ args: ["--config", configPath], env, https });
   const pid = server.child.pid!;
   const guard = guardChildProcess(pid, { exitSignal: "SIGKILL" }); // never outlive the harness
   try {

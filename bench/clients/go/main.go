@@ -19,7 +19,8 @@
 // except MaxCallRecvMsgSize/MaxCallSendMsgSize raised to 16 MiB (the default receive limit is
 // 4 MiB; the server's download messages are up to max_message_bytes) and 16 MiB initial stream and
 // connection windows (grpc.WithInitialWindowSize / WithInitialConnWindowSize; the defaults start at
-// 64 KiB and grow by BDP estimation, which a fixed window turns off). Plaintext, one connection.
+// 64 KiB and grow by BDP estimation, which a fixed window turns off). One connection: plaintext, or
+// TLS trusting the CA in -ca only (the harness's --tls).
 package main
 
 import (
@@ -43,6 +44,7 @@ import (
 
 	filesv1 "github.com/example/s3-files-service/gen/go/files/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -71,13 +73,23 @@ type request struct {
 
 func main() {
 	addr := flag.String("addr", "", "server address, host:port")
+	caFile := flag.String("ca", "", "TLS, trusting only the CA certificate (PEM) in this file; plaintext without it")
 	flag.Parse()
 	if *addr == "" {
-		fmt.Fprintln(os.Stderr, "usage: files-bench-go -addr host:port (requests on stdin)")
+		fmt.Fprintln(os.Stderr, "usage: files-bench-go -addr host:port [-ca ca.pem] (requests on stdin)")
 		os.Exit(2)
 	}
+	creds := insecure.NewCredentials()
+	if *caFile != "" {
+		tlsCreds, err := credentials.NewClientTLSFromFile(*caFile, "")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "-ca %s: %v\n", *caFile, err)
+			os.Exit(2)
+		}
+		creds = tlsCreds
+	}
 	conn, err := grpc.NewClient(*addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithInitialWindowSize(window),
 		grpc.WithInitialConnWindowSize(window),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),

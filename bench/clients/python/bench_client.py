@@ -10,9 +10,10 @@ it as the others do (pool block index % 4, the index big-endian in its first 8 b
 download is hashed as it arrives and checked by the harness against the payload's SHA-256.
 
 Channel options: grpcio's defaults (its flow control sizes windows by BDP estimation), except the
-message size limits raised to 16 MiB (the default receive limit is 4 MiB).
+message size limits raised to 16 MiB (the default receive limit is 4 MiB). With CA_FILE the channel
+is TLS, trusting only that CA (PEM); without it, plaintext.
 
-Usage: python bench_client.py HOST:PORT POOL_FILE
+Usage: python bench_client.py HOST:PORT POOL_FILE [CA_FILE]
 """
 import hashlib
 import json
@@ -186,7 +187,7 @@ class Client:
 
 
 def main() -> int:
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
     with open(sys.argv[2], "rb") as f:
@@ -195,7 +196,12 @@ def main() -> int:
         print(f"{sys.argv[2]}: {len(pool)} bytes, want {POOL_BLOCKS * BLOCK}", file=sys.stderr)
         return 2
     options = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
-    with grpc.insecure_channel(sys.argv[1], options=options) as channel:
+    if len(sys.argv) == 4:
+        with open(sys.argv[3], "rb") as f:
+            channel = grpc.secure_channel(sys.argv[1], grpc.ssl_channel_credentials(root_certificates=f.read()), options=options)
+    else:
+        channel = grpc.insecure_channel(sys.argv[1], options=options)
+    with channel:
         client = Client(files_pb2_grpc.FilesServiceStub(channel), pool)
         for line in sys.stdin:
             try:
