@@ -1,8 +1,8 @@
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { FilesService } from "../../gen/ts/files/v1/files_pb.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { connect, type NodeFilesClient } from "../../clients/ts/src/node.js";
 
-export type FilesClient = Client<typeof FilesService>;
+/** The client library's Node client; `.rpc` is the generated client for the calls it does not wrap. */
+export type FilesClient = NodeFilesClient;
 
 /** An expected failure: one line for the user, exit code 1, no stack trace. */
 export class CliError extends Error {}
@@ -17,19 +17,12 @@ export interface ClientTls {
   key?: Buffer;
 }
 
+/**
+ * The library's client (gRPC with connect-node), which brings the transfer logic: large uploads
+ * in parallel parts, downloads in windows that resume and verify. `ca` replaces the system CAs.
+ */
 export function filesClient(url: string, token: string | undefined, tls: ClientTls = {}): FilesClient {
-  const interceptors: Interceptor[] = [];
-  if (token) {
-    interceptors.push((next) => (req) => {
-      req.header.set("authorization", `Bearer ${token}`);
-      return next(req);
-    });
-  }
-  // Messages up to the server's own default limit; chunks are 1 MiB (up) and 256 KiB (down).
-  // http2.connect's TLS options; `ca` replaces the system CAs rather than adding to them.
-  const nodeOptions = Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined));
-  const transport = createGrpcTransport({ baseUrl: url, interceptors, readMaxBytes: 16 << 20, writeMaxBytes: 16 << 20, nodeOptions });
-  return createClient(FilesService, transport);
+  return connect({ url, token, ...(url.startsWith("https:") ? tls : {}) });
 }
 
 // Errors from the socket, not the service: the URL is wrong or nothing listens there.

@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { createSecureContext } from "node:tls";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
+import { FilesError } from "../../clients/ts/src/errors.js";
 import { CliError, describeConnectError, errnoText, filesClient, UsageError, type ClientTls } from "./client.js";
 import type { Command, Context, Values } from "./command.js";
 import { remove } from "./commands/delete.js";
@@ -245,9 +246,15 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`files: ${err.message}\n`);
       return 1;
     }
-    if (err instanceof ConnectError) {
+    // The library's errors keep the call's ConnectError as their cause; an IntegrityError has none.
+    const failed = err instanceof FilesError && err.cause instanceof ConnectError ? err.cause : err;
+    if (failed instanceof ConnectError) {
       const fileId = command?.positionals[0] === "ID" ? positionals[0] : undefined;
-      process.stderr.write(`files: ${describeConnectError(err, url, fileId, tls.cert !== undefined)}\n`);
+      process.stderr.write(`files: ${describeConnectError(failed, url, fileId, tls.cert !== undefined)}\n`);
+      return 1;
+    }
+    if (failed instanceof FilesError) {
+      process.stderr.write(`files: ${failed.message}\n`);
       return 1;
     }
     const code = (err as NodeJS.ErrnoException)?.code;

@@ -8,9 +8,9 @@ export interface DownloadProgress {
 }
 
 /**
- * Streams a file with DownloadFile (the first message describes it, the rest carry its bytes),
- * assembles the chunks into a Blob and saves it under its stored name through an `<a download>`.
- * The Blob holds the whole file in memory, which suits the sizes a browser page handles.
+ * Streams a file through the client library (DownloadFile in windows, resumed if the connection
+ * breaks), assembles the chunks into a Blob and saves it under its stored name through an
+ * `<a download>`. The Blob holds the whole file in memory, which suits the sizes a page handles.
  */
 export async function downloadFile(
   client: FilesClient,
@@ -18,23 +18,17 @@ export async function downloadFile(
   onProgress: (p: DownloadProgress) => void,
 ): Promise<StoredFile> {
   const started = performance.now();
-  let file: StoredFile | undefined;
   const chunks: Uint8Array<ArrayBuffer>[] = [];
-  let received = 0;
-  for await (const message of client.downloadFile({ fileId })) {
-    const { payload } = message;
-    if (payload.case === "file") {
-      file = payload.value;
-    } else if (payload.case === "chunk") {
-      // Each chunk is decoded from a fetched ArrayBuffer, never a SharedArrayBuffer.
-      chunks.push(payload.value as Uint8Array<ArrayBuffer>);
-      received += payload.value.byteLength;
-      onProgress({ received, total: Number(file?.bytes ?? 0), seconds: (performance.now() - started) / 1000 });
-    }
-  }
-  if (!file) throw new Error("the download carried no file description");
+  const seconds = () => (performance.now() - started) / 1000;
+  const file = await client.download(
+    fileId,
+    // Each chunk is decoded from a fetched ArrayBuffer, never a SharedArrayBuffer.
+    (chunk) => void chunks.push(chunk as Uint8Array<ArrayBuffer>),
+    { onProgress: ({ bytes, total }) => onProgress({ received: bytes, total: total ?? 0, seconds: seconds() }) },
+  );
+  const received = chunks.reduce((sum, c) => sum + c.byteLength, 0);
   if (received !== Number(file.bytes)) throw new Error(`the download ended after ${received} of ${file.bytes} bytes`);
-  onProgress({ received, total: received, seconds: (performance.now() - started) / 1000 });
+  onProgress({ received, total: received, seconds: seconds() });
   save(new Blob(chunks, { type: file.mimeType || "application/octet-stream" }), file.filename);
   return file;
 }

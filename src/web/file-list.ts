@@ -63,7 +63,7 @@ export class FileList {
   async load(): Promise<void> {
     const load = ++this.loads;
     const after = this.cursors.at(-1) ?? "";
-    const page = await this.client.listFiles({ after, limit: this.limit, purpose: this.purpose, order: ListOrder.DESC });
+    const page = await this.client.rpc.listFiles({ after, limit: this.limit, purpose: this.purpose, order: ListOrder.DESC });
     if (load !== this.loads) return;
     if (page.data.length === 0 && this.cursors.length > 1) {
       this.cursors.pop();

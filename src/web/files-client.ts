@@ -1,29 +1,25 @@
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-web";
-import { FilesService } from "../../gen/ts/files/v1/files_pb.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { FilesError } from "../../clients/ts/src/errors.js";
+import type { FilesClient } from "../../clients/ts/src/files-client.js";
+import { connectWeb } from "../../clients/ts/src/web.js";
 
-export type FilesClient = Client<typeof FilesService>;
+export type { FilesClient };
 
 /**
- * A FilesService client over the Connect protocol to the origin that served the page.
- * Binary protobuf keeps file parts as raw bytes rather than base64 in JSON.
+ * The client library over the Connect protocol (binary, so parts travel as raw bytes rather than
+ * base64 in JSON) to the origin that served the page, with the key from the page's field.
  */
 export function createFilesClient(apiKey: () => string): FilesClient {
-  const authorize: Interceptor = (next) => (req) => {
-    const key = apiKey().trim();
-    if (key !== "") req.header.set("authorization", `Bearer ${key}`);
-    return next(req);
-  };
-  const transport = createConnectTransport({ baseUrl: location.origin, useBinaryFormat: true, interceptors: [authorize] });
-  return createClient(FilesService, transport);
+  return connectWeb({ token: apiKey });
 }
 
 /** The server's own message and code, for the status region. */
 export function describeError(err: unknown): string {
+  if (err instanceof FilesError) return `${err.message} (${err.codeName})`;
   const e = ConnectError.from(err);
   return `${e.rawMessage} (${Code[e.code] ?? e.code})`;
 }
 
 export function isCancel(err: unknown): boolean {
-  return ConnectError.from(err).code === Code.Canceled;
+  return (err instanceof FilesError ? err.code : ConnectError.from(err).code) === Code.Canceled;
 }

@@ -164,7 +164,7 @@ async function remove(file: StoredFile): Promise<void> {
   confirmDialog.showModal();
   if ((await closed) !== "delete") return;
   try {
-    await client.deleteFile({ fileId: file.id });
+    await client.delete(file.id);
     announce("ok", `Deleted ${file.filename}.`);
   } catch (err) {
     announce("error", `Could not delete ${file.filename}: ${describeError(err)}`);

@@ -86,7 +86,7 @@ for (const [protocol, extraArgs] of [
       expect(await page.evaluate("window.isSecureContext")).toBe(true);
       await page.locator("#page-info", { hasText: /^Page 1, / }).waitFor();
 
-      const data = randomBytes(9 * MiB + 4321); // three 4 MiB parts
+      const data = randomBytes(9 * MiB + 4321); // two parts: 6 MiB and the rest
       const name = `tls-${protocol.replace("/", "")}.bin`;
       await page.locator("#file-input").setInputFiles({ name, mimeType: "application/octet-stream", buffer: data });
       await page.getByRole("button", { name: "Upload", exact: true }).click();

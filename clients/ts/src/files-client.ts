@@ -1,4 +1,4 @@
-import { createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
+import { ConnectError, createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
 import { ExpiresAfterAnchor, FilePurpose, FilesService, ListOrder, type File } from "../../../gen/ts/files/v1/files_pb.js";
 import { IntegrityError, toFilesError } from "./errors.js";
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from "./retry.js";
@@ -72,6 +72,8 @@ export interface UploadOptions {
 }
 
 export interface DownloadOptions {
+  /** Called once with the file's metadata, before its first byte is written (e.g. to choose where to write). */
+  onFile?: (file: File) => void | Promise<void>;
   /** First byte (default 0). */
   offset?: number;
   /** Bytes to read (default: to the end). */
@@ -140,7 +142,7 @@ export class FilesClient {
     try {
       return parts ? await this.uploadInParts(source, size!, options) : await this.uploadStream(source, size, options);
     } catch (err) {
-      throw toFilesError(err);
+      throw fromCall(err);
     }
   }
 
@@ -266,7 +268,7 @@ export class FilesClient {
     try {
       return await this.downloadWindows(fileId, write, options);
     } catch (err) {
-      throw toFilesError(err);
+      throw fromCall(err);
     }
   }
 
@@ -289,6 +291,7 @@ export class FilesClient {
               file = answer;
               const size = Number(file.bytes);
               end = Math.min(options.length === undefined ? size : offset + options.length, size);
+              await options.onFile?.(file);
             } else if (answer.sha256 !== file.sha256 || answer.bytes !== file.bytes) {
               throw new IntegrityError(`${fileId} changed while it was being downloaded`);
             }
@@ -304,6 +307,8 @@ export class FilesClient {
         if (file === undefined) throw new Error("the service answered DownloadFile without the file's metadata");
         if (position === before && position < end) throw new Error(`the download stopped at byte ${position} of ${end}`);
       } catch (err) {
+        // What the writer, onFile or the checks threw is final; only a failed call may resume.
+        if (!(err instanceof ConnectError)) throw err;
         const e = toFilesError(err);
         // Progress resets the count: a long download may break more than `attempts` times in all.
         failures = position > before ? 1 : failures + 1;
@@ -314,7 +319,7 @@ export class FilesClient {
     }
     if (hash && file.sha256 !== "") {
       const got = hash.digest();
-      if (got !== file.sha256.toLowerCase()) throw new IntegrityError(`SHA-256 mismatch for ${file.id}: the service recorded ${file.sha256}, received ${got}`);
+      if (got !== file.sha256.toLowerCase()) throw new IntegrityError(`SHA-256 mismatch for ${file.id}: expected ${file.sha256}, received ${got}`);
     }
     return file;
   }
@@ -366,6 +371,14 @@ export class FilesClient {
   close(): void {
     this.onClose?.();
   }
+}
+
+/**
+ * A failed call as a FilesError; anything else (the source's or the writer's own errors, a
+ * FilesError already made) goes to the caller unchanged.
+ */
+function fromCall(err: unknown): unknown {
+  return err instanceof ConnectError ? toFilesError(err) : err;
 }
 
 function expiresAfter(seconds: number | undefined) {

@@ -9,7 +9,7 @@ export const remove: Command = {
   options: {},
   positionals: ["ID"],
   async run(ctx, [id]) {
-    const res = await ctx.client.deleteFile({ fileId: id! });
+    const res = await ctx.client.rpc.deleteFile({ fileId: id! });
     if (!res.deleted) throw new CliError(`the service did not delete ${id}`);
     if (ctx.json) writeJson(ctx, { id: res.id, object: "file", deleted: res.deleted });
     else ctx.stdout.write(`deleted ${res.id}\n`);

@@ -2,13 +2,12 @@ import { createHash, randomBytes } from "node:crypto";
 import { unlinkSync } from "node:fs";
 import { lstat, open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { IntegrityError } from "../../../clients/ts/src/errors.js";
 import type { File } from "../../../gen/ts/files/v1/files_pb.js";
 import { CliError, errnoText, UsageError } from "../client.js";
 import { integerValue, stringValue, writeJson, type Command, type Context, type Values } from "../command.js";
 import { formatBytes, printable } from "../format.js";
 import { Progress } from "../progress.js";
-
-const WINDOW_BYTES = 32 * 1024 * 1024;
 
 interface Span {
   offset: number;
@@ -159,58 +158,37 @@ export const download: Command = {
     let file: File | undefined;
     let sink: Sink | undefined;
     let target = "";
-    let end = 0; // exclusive; known once the first answer names the file's size
-    let expected = 0;
-    let received = 0;
     let progress: Progress | undefined;
+    let received = 0;
+    // Hashed here too, for the summary line; the library verifies whole files itself.
     const hash = createHash("sha256");
     try {
-      // One call per window: @connectrpc/connect 2.3.0 keeps every message of a server stream
-      // reachable until the call ends (a Promise.race against a call-long promise in run-call.js),
-      // so one call for a whole file would hold the whole file in memory.
-      for (let position = offset; file === undefined || position < end; ) {
-        const want = file === undefined ? Math.min(WINDOW_BYTES, length ?? WINDOW_BYTES) : Math.min(WINDOW_BYTES, end - position);
-        const windowStart = position;
-        const call = ctx.client.downloadFile({ fileId: id!, offset: BigInt(position), length: BigInt(want) });
-        for await (const message of call) {
-          if (message.payload.case === "file") {
-            const answer = message.payload.value;
-            if (file === undefined) {
-              file = answer;
-              const size = Number(file.bytes);
-              end = Math.min(length === undefined ? size : offset + length, size);
-              expected = Math.max(0, end - offset);
-              ({ sink, target } = await openSink(ctx, file, output));
-              progress = new Progress(ctx.stderr, "downloaded", target === "-" ? `${file.id} (stdout)` : printable(target), expected);
-            } else if (answer.sha256 !== file.sha256 || answer.bytes !== file.bytes) {
-              throw new CliError(`${file.id} changed while it was being downloaded`);
-            }
-          } else if (message.payload.case === "chunk") {
-            if (!sink || !progress) throw new CliError("the service sent bytes before the file's metadata");
-            const chunk = message.payload.value;
-            position += chunk.length;
-            received += chunk.length;
-            if (received > expected) throw new CliError(`the service sent more than the ${expected} bytes asked for`);
-            hash.update(chunk);
-            await sink.write(chunk);
-            progress.add(chunk.length);
-          }
-        }
-        if (file === undefined) break;
-        if (position - windowStart < Math.min(want, end - windowStart)) break; // short answer: reported below
-      }
-      if (!file || !sink || !progress) throw new CliError("the service answered without the file's metadata");
-      if (received !== expected) throw new CliError(`download incomplete: received ${received} of ${expected} bytes`);
-      const digest = hash.digest("hex");
-      const verified = whole && file.sha256 !== "";
-      if (verified && digest !== file.sha256.toLowerCase()) {
-        throw new CliError(
-          `SHA-256 mismatch for ${file.id}: expected ${file.sha256}, received ${digest}` +
-            (target === "-" ? " (the bytes written to stdout are corrupt)" : "; nothing was saved"),
-        );
-      }
+      // The library reads in windows (bounded memory), resumes a broken stream from the bytes
+      // already written, and checks a whole file against its SHA-256 before resolving.
+      file = await ctx.client.download(
+        id!,
+        async (chunk) => {
+          hash.update(chunk);
+          await sink!.write(chunk);
+          received += chunk.length;
+          progress!.add(chunk.length);
+        },
+        {
+          offset,
+          length,
+          onFile: async (answer) => {
+            const size = Number(answer.bytes);
+            const expected = Math.max(0, Math.min(length === undefined ? size : offset + length, size) - offset);
+            ({ sink, target } = await openSink(ctx, answer, output));
+            progress = new Progress(ctx.stderr, "downloaded", target === "-" ? `${answer.id} (stdout)` : printable(target), expected);
+          },
+        },
+      );
+      if (!sink || !progress) throw new CliError("the service answered without the file's metadata");
       await sink.commit();
       progress.finish();
+      const digest = hash.digest("hex");
+      const verified = whole && file.sha256 !== "";
       if (whole && !verified) ctx.stderr.write(`warning: ${file.id} has no stored SHA-256; the download was not verified\n`);
       if (target === "-") return;
       if (ctx.json) {
@@ -221,6 +199,9 @@ export const download: Command = {
     } catch (err) {
       progress?.abandon();
       await sink?.discard();
+      if (err instanceof IntegrityError) {
+        throw new CliError(`${err.message}${target === "-" ? " (the bytes written to stdout are corrupt)" : "; nothing was saved"}`);
+      }
       throw err;
     }
   },

@@ -10,7 +10,7 @@ export const get: Command = {
   options: {},
   positionals: ["ID"],
   async run(ctx, [id]) {
-    const { file } = await ctx.client.getFile({ fileId: id! });
+    const { file } = await ctx.client.rpc.getFile({ fileId: id! });
     if (!file) throw new CliError("the service answered without a file");
     if (ctx.json) writeJson(ctx, fileJson(file));
     else ctx.stdout.write(keyValueLines(file));

@@ -39,7 +39,7 @@ export const list: Command = {
     let after = stringValue(values, "after") ?? "";
     let hasMore: boolean;
     for (;;) {
-      const page = await ctx.client.listFiles({ after, limit, order, purpose });
+      const page = await ctx.client.rpc.listFiles({ after, limit, order, purpose });
       files.push(...page.data);
       hasMore = page.hasMore;
       if (!values.all || !hasMore || !page.lastId) break;

@@ -1,14 +1,10 @@
-import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { basename, extname } from "node:path";
-import { create } from "@bufbuild/protobuf";
-import { ExpiresAfterAnchor, UploadFileRequestSchema, type UploadFileRequest } from "../../../gen/ts/files/v1/files_pb.js";
 import { CliError, errnoText, UsageError } from "../client.js";
 import { integerValue, stringValue, writeJson, type Command } from "../command.js";
 import { fileJson, keyValueLines, printable, PURPOSES } from "../format.js";
 import { Progress } from "../progress.js";
 
-const CHUNK_BYTES = 1024 * 1024;
 const DEFAULT_PURPOSE = "user_data";
 
 // A few common types; anything else is left to the server's default (application/octet-stream).
@@ -57,44 +53,27 @@ export const upload: Command = {
       if (!stat.isFile()) throw new CliError(`cannot upload ${path}: not a regular file`);
       const filename = basename(path!);
       const progress = new Progress(ctx.stderr, "uploaded", printable(filename), stat.size);
-      const hash = createHash("sha256");
-
-      // The file goes out 1 MiB at a time as the transport takes it; it is never held whole.
-      async function* messages(): AsyncGenerator<UploadFileRequest> {
-        yield create(UploadFileRequestSchema, {
-          payload: {
-            case: "metadata",
-            value: {
-              filename,
-              purpose,
-              mimeType,
-              sizeBytes: BigInt(stat.size),
-              expiresAfter: expiresAfter === undefined ? undefined : { anchor: ExpiresAfterAnchor.CREATED_AT, seconds: BigInt(expiresAfter) },
-            },
-          },
-        });
-        for await (const chunk of handle.createReadStream({ highWaterMark: CHUNK_BYTES, autoClose: false })) {
-          const bytes = chunk as Buffer;
-          hash.update(bytes);
-          yield create(UploadFileRequestSchema, { payload: { case: "chunk", value: bytes } });
-          progress.add(bytes.length);
-        }
-      }
-
+      let reported = 0;
+      // The library streams it 1 MiB at a time (in parallel parts when large), checks the SHA-256
+      // the service stored against what was read here, and cancels what it started on failure.
       let file;
       try {
-        file = (await ctx.client.uploadFile(messages())).file;
+        file = await ctx.client.upload(handle.createReadStream({ highWaterMark: 1024 * 1024, autoClose: false }), {
+          purpose,
+          filename,
+          mimeType,
+          size: stat.size,
+          expiresAfterSeconds: expiresAfter,
+          onProgress: ({ bytes }) => {
+            progress.add(bytes - reported);
+            reported = bytes;
+          },
+        });
       } catch (err) {
         progress.abandon();
         throw err;
       }
-      if (!file) throw new CliError("the service answered without a file");
       progress.finish();
-      // The service verified what it received; this checks it received what was read here.
-      const sent = hash.digest("hex");
-      if (file.sha256 && file.sha256 !== sent) {
-        throw new CliError(`SHA-256 mismatch after upload of ${path}: sent ${sent}, the service stored ${file.sha256} (file ${file.id})`);
-      }
       if (ctx.json) writeJson(ctx, fileJson(file));
       else ctx.stdout.write(keyValueLines(file));
     } finally {
