@@ -109,3 +109,6 @@ export function connect(options: ConnectOptions): NodeFilesClient {
   };
   return new NodeFilesClient(transport, { sha256, ...options }, () => sessionManager.abort());
 }
+
+// One import for Node users: the client, its errors and types.
+export * from "./index.js";

@@ -38,3 +38,6 @@ function pageOrigin(): string {
   if (!origin) throw new TypeError("connectWeb: no page origin here; pass baseUrl");
   return origin;
 }
+
+// One import for browser users: the client, its errors and types.
+export * from "./index.js";
