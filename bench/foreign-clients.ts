@@ -14,7 +14,7 @@ import type { BenchClient, Transferred } from "./clients.js";
 import { LineClient } from "./line-client.js";
 import { payloadPool } from "./payload.js";
 
-export const FOREIGN_TARGETS = ["grpcgo", "grpcio"] as const;
+export const FOREIGN_TARGETS = ["grpcgo", "grpcio", "tslib", "tslibstream"] as const;
 export type ForeignTarget = (typeof FOREIGN_TARGETS)[number];
 export const isForeign = (target: string): target is ForeignTarget => (FOREIGN_TARGETS as readonly string[]).includes(target);
 
@@ -44,11 +44,17 @@ async function preparePythonClient(dir: string): Promise<ForeignCommands["grpcio
   return { command: python, args: (addr, caFile) => [script, addr, poolFile, ...(caFile ? [caFile] : [])] };
 }
 
+/** The TypeScript client library's bench client (large transfers only), with or without parallel parts. */
+function tsLibraryClient(stream: boolean): ForeignCommands["tslib"] {
+  const script = join(REPO_ROOT, "bench/clients/ts/lib-client.ts");
+  return { command: process.execPath, args: (addr, caFile) => ["--import", "tsx", script, addr, ...(stream ? ["--stream"] : []), ...(caFile ? ["--ca", caFile] : [])] };
+}
+
 /** Prepares the selected foreign clients; a client that cannot be prepared is reported by target, not thrown. */
 export async function prepareForeignClients(targets: readonly string[], dir: string): Promise<{ commands: ForeignCommands; problems: Partial<Record<ForeignTarget, string>> }> {
   const commands: ForeignCommands = {};
   const problems: Partial<Record<ForeignTarget, string>> = {};
-  const prepare = { grpcgo: buildGoClient, grpcio: preparePythonClient };
+  const prepare = { grpcgo: buildGoClient, grpcio: preparePythonClient, tslib: async () => tsLibraryClient(false), tslibstream: async () => tsLibraryClient(true) };
   await Promise.all(
     FOREIGN_TARGETS.filter((t) => targets.includes(t)).map(async (t) => {
       try {
@@ -86,7 +92,7 @@ export class ForeignClient implements BenchClient {
     const url = new URL(baseUrl);
     if (url.protocol === "https:" && !caFile) throw new Error(`${name}: ${baseUrl} is TLS, and no CA file was given`);
     const args = how.args(url.host, url.protocol === "https:" ? caFile : undefined);
-    this.line = new LineClient(name, how.command, args, { ...process.env, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" });
+    this.line = new LineClient(name, how.command, args, { ...process.env, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" }, REPO_ROOT);
   }
 
   /** Uploads `payload`'s bytes, which the client generates itself (see bench/payload.ts). */
@@ -121,6 +127,11 @@ export class ForeignClient implements BenchClient {
       120_000 + maxPages * 1000,
     );
     return { samplesMs: r.latenciesMs, seconds: r.seconds, pages: r.pages, rowsSeen: r.rowsSeen, duplicates: r.duplicates };
+  }
+
+  /** The client's own process, for its memory. */
+  get pid(): number | undefined {
+    return this.line.pid;
   }
 
   close(): void {

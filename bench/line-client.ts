@@ -22,8 +22,9 @@ export class LineClient {
     command: string,
     args: string[],
     env: NodeJS.ProcessEnv = process.env,
+    cwd?: string,
   ) {
-    this.child = spawn(command, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+    this.child = spawn(command, args, { env, cwd, stdio: ["pipe", "pipe", "pipe"] });
     this.guard = this.child.pid === undefined ? undefined : guardChildProcess(this.child.pid, { exitSignal: "SIGKILL" });
     this.child.stderr!.on("data", (d: Buffer) => this.stderr.push(d));
     this.child.stdin!.on("error", () => undefined); // a dead child: the exit handler reports it
@@ -57,6 +58,10 @@ export class LineClient {
     }
     if (typeof answer.error === "string") throw new Error(`${this.label} ${message.op}: ${answer.error}`);
     return answer;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   /** Closes its stdin, which ends it; kills it if it is still there after 5 s. */

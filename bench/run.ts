@@ -43,6 +43,7 @@ import { ensureLlamaStackVenv, ensurePlotVenv, findPython, installedVersion, LLA
 import { runLarge, type TransferResult } from "./scenario-large.js";
 import { runMetadata } from "./scenario-metadata.js";
 import { runSmall, SMALL_FILE_BYTES, type SmallResult } from "./scenario-small.js";
+import { libraryVsStubs } from "./library-vs-stubs.js";
 import { makeBenchTls } from "./tls.js";
 import { formatTlsVsPlaintext, tlsVsPlaintext } from "./tls-vs-plaintext.js";
 import { formatTables, grpcVsRestOf, largeRatios, latencyRatios, smallRatios, targetChecks, type Results } from "./summary.js";
@@ -301,6 +302,7 @@ async function main(options: Options): Promise<number> {
       latency: latencyRatios(results.list, results.retrieve),
       grpcVsRest: grpcVsRestOf(results),
       tlsVsPlaintext: tlsRatios,
+      libraryVsStubs: libraryVsStubs(results.large),
     },
     targets: checks,
     errors: ctx.errors,

@@ -21,7 +21,7 @@ import { withTimeout } from "./lifecycle.js";
 import { uploadsApiClient } from "./openai-rest.js";
 import { formatSize, type Target } from "./options.js";
 import { MiB, Payload } from "./payload.js";
-import { cpuStopwatch } from "./proc.js";
+import { cpuStopwatch, peakRssBytes, resetPeakRss, rssBytes } from "./proc.js";
 import { restBenchClient } from "./rest-client.js";
 import { RestH2 } from "./rest-h2-client.js";
 import type { S3Target } from "./s3.js";
@@ -43,6 +43,11 @@ export interface TransferResult {
   downloadCpuSecPerGiB: number | null;
   /** Server targets only. */
   memory: Memory | null;
+  /**
+   * Clients in a process of their own (grpcgo, grpcio, tslib...): their RSS after the warm-up
+   * and their peak (VmHWM, reset after the warm-up when peakReset) over the measured runs.
+   */
+  clientMemory?: { idleRssBytes: number; peakRssBytes: number; growthBytes: number; peakReset: boolean };
 }
 
 const GiB = 1024 * MiB;
@@ -74,6 +79,8 @@ function clientFor(ctx: Context, target: LargeTarget, baseUrl: string): BenchCli
       return grpcJsBenchClient(baseUrl, ca);
     case "grpcgo":
     case "grpcio":
+    case "tslib":
+    case "tslibstream":
       return new ForeignClient(target, ctx.foreignClients, baseUrl, ctx.tls?.caFile);
     case "rest":
     case "llama":
@@ -130,6 +137,9 @@ async function measure(ctx: Context, target: LargeTarget, payload: Payload, sha2
       await transfer(client, warm, warm.sha256(), `${label} warm-up`, undefined);
       probe.begin();
     }
+    const clientPid = client instanceof ForeignClient ? client.pid : undefined;
+    const clientReset = clientPid !== undefined && resetPeakRss(clientPid);
+    const clientIdle = clientPid === undefined ? 0 : rssBytes(clientPid);
     let best: Timed = { uploadSeconds: Infinity, downloadSeconds: Infinity, uploadCpuSeconds: null, downloadCpuSeconds: null };
     for (let run = 1; run <= ctx.options.runs; run++) {
       const t = await transfer(client, payload, sha256, label, probe?.server.pid);
@@ -141,6 +151,7 @@ async function measure(ctx: Context, target: LargeTarget, payload: Payload, sha2
       };
     }
     const memory = probe ? probe.end() : null;
+    const clientPeak = clientPid === undefined ? 0 : peakRssBytes(clientPid);
     const result: TransferResult = {
       sizeBytes: payload.bytes,
       target,
@@ -153,10 +164,12 @@ async function measure(ctx: Context, target: LargeTarget, payload: Payload, sha2
       uploadCpuSecPerGiB: perGiB(best.uploadCpuSeconds, payload.bytes),
       downloadCpuSecPerGiB: perGiB(best.downloadCpuSeconds, payload.bytes),
       memory,
+      ...(clientPid !== undefined && { clientMemory: { idleRssBytes: clientIdle, peakRssBytes: clientPeak, growthBytes: clientPeak - clientIdle, peakReset: clientReset } }),
     };
+    const clientMem = result.clientMemory ? `, client RSS ${mib(result.clientMemory.idleRssBytes)} → peak ${mib(result.clientMemory.peakRssBytes)} MiB` : "";
     const mem = memory ? `, RSS idle ${mib(memory.idleRssBytes)} → peak ${mib(memory.peakRssBytes)} MiB` : "";
     const cpu = result.uploadCpuSecPerGiB === null ? "" : `, server CPU up ${result.uploadCpuSecPerGiB.toFixed(2)} / down ${result.downloadCpuSecPerGiB?.toFixed(2)} s/GiB`;
-    log(`large ${label}: up ${result.uploadMiBps.toFixed(1)} MiB/s, down ${result.downloadMiBps.toFixed(1)} MiB/s${cpu}${mem}`);
+    log(`large ${label}: up ${result.uploadMiBps.toFixed(1)} MiB/s, down ${result.downloadMiBps.toFixed(1)} MiB/s${cpu}${mem}${clientMem}`);
     return result;
   } finally {
     client.close();

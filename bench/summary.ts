@@ -4,6 +4,7 @@
  */
 import { check, div, fmt, type TargetCheck } from "./checks.js";
 import { formatGrpcVsRest, grpcVsRest, grpcVsRestChecks } from "./grpc-vs-rest.js";
+import { formatLibraryVsStubs, libraryChecks, libraryVsStubs } from "./library-vs-stubs.js";
 import type { PgResult } from "./pg-metadata.js";
 import { formatSize } from "./options.js";
 import { table } from "./report.js";
@@ -167,6 +168,7 @@ export function targetChecks(results: Results): TargetCheck[] {
     if (on("llama")) checks.push(check(`${r.scenario} p99 over ${r.target}${rowsNote}`, r.p99TimesBetter, 3, `${fmt(r.p99TimesBetter)}× better than reference`, "≥ 3× better p99"));
   }
   checks.push(...grpcVsRestChecks(grpcVsRestOf(results), results, results.selected));
+  checks.push(...libraryChecks(libraryVsStubs(results.large)));
   return checks;
 }
 
@@ -185,6 +187,8 @@ const LARGE_LABELS: Record<LargeTarget, string> = {
   uploads: "service Uploads API",
   floor: "floor (bare node:http)",
   llama: "reference (llama-stack)",
+  tslib: "TS client library",
+  tslibstream: "TS client library (one stream)",
 };
 
 export function formatTables(results: Results): string {
@@ -291,6 +295,8 @@ export function formatTables(results: Results): string {
   }
   const versus = formatGrpcVsRest(grpcVsRestOf(results));
   if (versus) out.push(versus);
+  const libraries = formatLibraryVsStubs(libraryVsStubs(results.large));
+  if (libraries) out.push(libraries);
   const checks = targetChecks(results);
   if (checks.length > 0) {
     out.push("Targets (issue #7):", table(["target", "measured", "threshold", "status"], checks.map((c) => [c.target, c.measured, c.threshold, c.status]), 4).replace(/ +$/gm, ""));

@@ -81,6 +81,20 @@ describe("round trips", () => {
     }, 60_000);
   }
 
+  it("the library's defaults (6 MiB parts, 4 in flight on one HTTP/2 connection) over 64 MiB: the server takes every part", async () => {
+    // Four parts in flight hold more than Node's default 10 MB of session memory on the server,
+    // which then refused new streams with ENHANCE_YOUR_CALM.
+    const c = connect({ url: server.baseUrl });
+    try {
+      const data = randomBytes(100 * MiB);
+      const file = await c.upload(data, { purpose: "user_data", filename: "defaults.bin" });
+      expect(file.sha256).toBe(sha(data));
+      await c.delete(file.id);
+    } finally {
+      c.close();
+    }
+  }, 120_000);
+
   it("a stream of unknown size goes in one UploadFile stream, however large", async () => {
     const data = randomBytes(9 * MiB + 17);
     const stream = Readable.from((function* () {

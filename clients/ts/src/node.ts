@@ -15,6 +15,11 @@ import { FilesClient, type DownloadOptions, type FilesClientOptions, type Upload
 const MiB = 1024 * 1024;
 /** 16 MiB windows: Node's 64 KiB defaults make each chunk wait for a WINDOW_UPDATE round trip. */
 const WINDOW_BYTES = 16 * MiB;
+/**
+ * nghttp2's memory bound per session, in MB (Node's default 10): parts in flight wait in the
+ * session for flow control, and past the bound new streams fail with ENHANCE_YOUR_CALM.
+ */
+const SESSION_MEMORY_MB = 64;
 /** The service's largest message (max_message_bytes' ceiling is 64 MiB; parts are at most this). */
 const MAX_MESSAGE_BYTES = 64 * MiB;
 
@@ -86,7 +91,7 @@ export function connect(options: ConnectOptions): NodeFilesClient {
   if (!secure && (options.ca || options.cert || options.key)) throw new TypeError("ca, cert and key need an https:// url");
   if (!!options.cert !== !!options.key) throw new TypeError("a client certificate needs both cert and key");
   const tls = secure ? Object.fromEntries(Object.entries({ ca: options.ca, cert: options.cert, key: options.key }).filter(([, v]) => v !== undefined)) : {};
-  const sessionManager = new WideWindowSessionManager(options.url, undefined, { settings: { initialWindowSize: WINDOW_BYTES }, ...tls });
+  const sessionManager = new WideWindowSessionManager(options.url, undefined, { settings: { initialWindowSize: WINDOW_BYTES }, maxSessionMemory: SESSION_MEMORY_MB, ...tls });
   const interceptors: Interceptor[] = [
     // Our own request id on every call, so an error names it even when the service's answer cannot.
     (next) => (req) => {
