@@ -225,6 +225,17 @@ describe("listing", () => {
       expect(pages).toBe(3);
       expect(seen).toHaveLength(250);
       expect(new Set(seen)).toEqual(ids);
+      // Downloads take their own road (straight on node:http2): the token goes with them too.
+      const [first] = seen;
+      expect((await downloadBytes(c, first!)).bytes.toString()).toMatch(/^file \d+$/);
+      const anonymous = connect({ url: authServer.baseUrl });
+      try {
+        const refused = await downloadBytes(anonymous, first!).catch((e: unknown) => e);
+        expect(refused).toBeInstanceOf(AuthenticationError);
+        expect((refused as FilesError).requestId).toMatch(/\S{8,}/);
+      } finally {
+        anonymous.close();
+      }
       const created = await Promise.all(seen.slice(0, 5).map((id) => c.get(id)));
       expect(created.map((f) => Number(f.createdAt))).toEqual([...created.map((f) => Number(f.createdAt))].sort((a, b) => a - b));
     } finally {

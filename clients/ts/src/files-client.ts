@@ -1,5 +1,5 @@
 import { ConnectError, createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
-import { ExpiresAfterAnchor, FilePurpose, FilesService, ListOrder, type File } from "../../../gen/ts/files/v1/files_pb.js";
+import { ExpiresAfterAnchor, FilePurpose, FilesService, ListOrder, type DownloadFileResponse, type File } from "../../../gen/ts/files/v1/files_pb.js";
 import { IntegrityError, toFilesError } from "./errors.js";
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from "./retry.js";
 import { fixedPieces, knownSize, pieces, type UploadSource } from "./source.js";
@@ -38,6 +38,12 @@ export interface FilesClientOptions {
   streamingUploads?: boolean;
   /** Makes a SHA-256 for upload checks and download verification. */
   sha256?: () => Sha256;
+  /**
+   * DownloadFile by another road than the generated client (node.ts: straight on node:http2),
+   * and the bytes per call it can take at once (default: DOWNLOAD_WINDOW_BYTES per call).
+   */
+  downloadStream?: (call: { fileId: string; offset: bigint; length?: bigint }, signal?: AbortSignal) => AsyncIterable<DownloadFileResponse>;
+  downloadWindowBytes?: number;
 }
 
 export type Purpose = FilePurpose | "assistants" | "batch" | "fine-tune" | "vision" | "user_data" | "evals";
@@ -93,10 +99,10 @@ export interface ListOptions {
 /** Bytes per UploadFile message: well under every message limit, large enough to be cheap. */
 const CHUNK_BYTES = MiB;
 /**
- * Bytes per DownloadFile call: connect-es keeps a server stream's messages reachable until the
- * call ends, so one call per window bounds memory; a broken window also resumes from its offset.
+ * Bytes per DownloadFile call through connect-es, which keeps a server stream's messages reachable
+ * until the call ends: one call per window bounds memory. A broken call resumes from its offset.
  */
-const WINDOW_BYTES = 32 * MiB;
+export const DOWNLOAD_WINDOW_BYTES = 32 * MiB;
 
 /**
  * The Files service for TypeScript, on any Connect transport (connect-node's gRPC or connect-web's
@@ -113,6 +119,8 @@ export class FilesClient {
   private readonly timeoutMs: number;
   private readonly streamingUploads: boolean;
   private readonly sha256: (() => Sha256) | undefined;
+  private readonly downloadStream: NonNullable<FilesClientOptions["downloadStream"]>;
+  private readonly downloadWindowBytes: number;
 
   constructor(
     transport: Transport,
@@ -127,6 +135,8 @@ export class FilesClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.streamingUploads = options.streamingUploads ?? true;
     this.sha256 = options.sha256;
+    this.downloadStream = options.downloadStream ?? ((call, signal) => this.rpc.downloadFile(call, { signal }));
+    this.downloadWindowBytes = options.downloadWindowBytes ?? DOWNLOAD_WINDOW_BYTES;
     if (!(this.partSize >= 1 && this.partConcurrency >= 1 && this.partThreshold >= 0)) throw new RangeError("partSize and partConcurrency must be at least 1");
   }
 
@@ -281,10 +291,11 @@ export class FilesClient {
     let position = offset;
     let failures = 0;
     while (file === undefined || position < end) {
-      const want = Math.min(WINDOW_BYTES, options.length === undefined ? WINDOW_BYTES : offset + options.length - position, end - position);
+      const want = Math.min(this.downloadWindowBytes, options.length === undefined ? Infinity : offset + options.length - position, end - position);
       const before = position;
+      const call = { fileId, offset: BigInt(position), ...(Number.isFinite(want) && { length: BigInt(want) }) };
       try {
-        for await (const message of this.rpc.downloadFile({ fileId, offset: BigInt(position), length: BigInt(want) }, { signal: options.signal })) {
+        for await (const message of this.downloadStream(call, options.signal)) {
           if (message.payload.case === "file") {
             const answer = message.payload.value;
             if (file === undefined) {

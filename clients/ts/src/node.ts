@@ -10,6 +10,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type { File } from "../../../gen/ts/files/v1/files_pb.js";
 import { REQUEST_ID_HEADER } from "./errors.js";
+import { downloadStream, type DownloadCall } from "./grpc-download.js";
 import { FilesClient, type DownloadOptions, type FilesClientOptions, type UploadOptions } from "./files-client.js";
 
 const MiB = 1024 * 1024;
@@ -33,7 +34,10 @@ export interface ConnectOptions extends FilesClientOptions {
   /** PEM: a client certificate and its key, for mutual TLS. */
   cert?: string | Buffer;
   key?: string | Buffer;
-  /** More interceptors, run after the client's own (token, request id). */
+  /**
+   * More interceptors, run after the client's own (token, request id), on every call but
+   * downloads, which go straight on node:http2 (grpc-download.ts) to stream in bounded memory.
+   */
   interceptors?: Interceptor[];
 }
 
@@ -108,11 +112,14 @@ export function connect(options: ConnectOptions): NodeFilesClient {
     readMaxBytes: MAX_MESSAGE_BYTES,
     writeMaxBytes: MAX_MESSAGE_BYTES,
   });
+  const downloads = (call: DownloadCall, signal?: AbortSignal) =>
+    downloadStream(sessionManager, call, { [REQUEST_ID_HEADER]: randomUUID(), ...(options.token && { authorization: `Bearer ${options.token}` }) }, MAX_MESSAGE_BYTES, signal);
   const sha256 = () => {
     const h = createHash("sha256");
     return { update: (b: Uint8Array) => void h.update(b), digest: () => h.digest("hex") };
   };
-  return new NodeFilesClient(transport, { sha256, ...options }, () => sessionManager.abort());
+  // One call per download: this road holds one message at a time, however large the file.
+  return new NodeFilesClient(transport, { sha256, downloadStream: downloads, downloadWindowBytes: Infinity, ...options }, () => sessionManager.abort());
 }
 
 // One import for Node users: the client, its errors and types.
