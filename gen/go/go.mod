@@ -1,4 +1,4 @@
-module github.com/example/s3-files-service/gen/go
+module github.com/s3-files-service/s3-files-service/gen/go
 
 go 1.26.0
 

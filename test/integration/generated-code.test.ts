@@ -15,6 +15,8 @@ import { REPO_ROOT } from "../support/server-process.js";
 const BUF = join(REPO_ROOT, "node_modules/.bin/buf");
 /** Written by hand (buf.gen.yaml's Go `out` is gen/go/files so that `clean` keeps them). */
 const GO_MODULE_FILES = ["go/go.mod", "go/go.sum"];
+/** The Go client library (package filesclient), beside the generated packages in the same module. */
+const GO_LIBRARY_DIR = "go/filesclient/";
 
 function filesUnder(dir: string): Map<string, string> {
   const out = new Map<string, string>();
@@ -68,8 +70,11 @@ describe("protobuf sources and generated code", () => {
     for (const file of expected) expect(fresh.has(file), `buf generate did not write gen/${file}`).toBe(true);
     // gen/go is a module whose path matches the proto's go_package.
     for (const file of GO_MODULE_FILES) expect(committed.has(file), `gen/${file} is missing`).toBe(true);
-    expect(committed.get("go/go.mod")).toMatch(/^module github\.com\/example\/s3-files-service\/gen\/go$/m);
+    expect(committed.get("go/go.mod")).toMatch(/^module github\.com\/s3-files-service\/s3-files-service\/gen\/go$/m);
+    expect(fresh.get("go/files/v1/filesv1connect/files.connect.go")).toContain('"github.com/s3-files-service/s3-files-service/gen/go/files/v1"');
     for (const file of GO_MODULE_FILES) committed.delete(file);
+    expect([...committed.keys()].some((path) => path.startsWith(GO_LIBRARY_DIR)), `gen/${GO_LIBRARY_DIR} is missing`).toBe(true);
+    for (const path of [...committed.keys()]) if (path.startsWith(GO_LIBRARY_DIR)) committed.delete(path);
 
     expect([...committed.keys()].sort()).toEqual([...fresh.keys()].sort());
     for (const [path, text] of fresh) expect(committed.get(path), `gen/${path} is stale`).toBe(text);

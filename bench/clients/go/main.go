@@ -42,7 +42,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	filesv1 "github.com/example/s3-files-service/gen/go/files/v1"
+	filesv1 "github.com/s3-files-service/s3-files-service/gen/go/files/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"

@@ -1,9 +1,9 @@
-module github.com/example/s3-files-service/test/clients/go
+module github.com/s3-files-service/s3-files-service/test/clients/go
 
 go 1.26.0
 
 require (
-	github.com/example/s3-files-service/gen/go v0.0.0
+	github.com/s3-files-service/s3-files-service/gen/go v0.0.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
@@ -15,4 +15,4 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
 
-replace github.com/example/s3-files-service/gen/go => ../../../gen/go
+replace github.com/s3-files-service/s3-files-service/gen/go => ../../../gen/go

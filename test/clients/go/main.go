@@ -26,7 +26,7 @@ import (
 	"strings"
 	"time"
 
-	filesv1 "github.com/example/s3-files-service/gen/go/files/v1"
+	filesv1 "github.com/s3-files-service/s3-files-service/gen/go/files/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"

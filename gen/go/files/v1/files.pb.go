@@ -2019,7 +2019,7 @@ const file_files_v1_files_proto_rawDesc = "" +
 	"\rAddUploadPart\x12\x1e.files.v1.AddUploadPartRequest\x1a\x1f.files.v1.AddUploadPartResponse\x12S\n" +
 	"\x0eCompleteUpload\x12\x1f.files.v1.CompleteUploadRequest\x1a .files.v1.CompleteUploadResponse\x12M\n" +
 	"\fCancelUpload\x12\x1d.files.v1.CancelUploadRequest\x1a\x1e.files.v1.CancelUploadResponse\x12D\n" +
-	"\tGetUpload\x12\x1a.files.v1.GetUploadRequest\x1a\x1b.files.v1.GetUploadResponseB=Z;github.com/example/s3-files-service/gen/go/files/v1;filesv1b\x06proto3"
+	"\tGetUpload\x12\x1a.files.v1.GetUploadRequest\x1a\x1b.files.v1.GetUploadResponseBFZDgithub.com/s3-files-service/s3-files-service/gen/go/files/v1;filesv1b\x06proto3"
 
 var (
 	file_files_v1_files_proto_rawDescOnce sync.Once

@@ -8,7 +8,7 @@ import (
 	connect "connectrpc.com/connect"
 	context "context"
 	errors "errors"
-	v1 "github.com/example/s3-files-service/gen/go/files/v1"
+	v1 "github.com/s3-files-service/s3-files-service/gen/go/files/v1"
 	http "net/http"
 	strings "strings"
 )
