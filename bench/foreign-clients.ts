@@ -5,8 +5,9 @@
  * one LineClient per measured server: the large, small, list and retrieve loops run inside the
  * client, and the harness reads the server's CPU around each request.
  */
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { cachedInstall, installVenv, step, venvPython } from "../test/support/cached-install.js";
 import { ensurePythonGrpc } from "../test/support/codegen-tools.js";
 import { describeFailure, runCommand } from "../test/support/moto.js";
 import { REPO_ROOT } from "../test/support/server-process.js";
@@ -14,22 +15,23 @@ import type { BenchClient, Transferred } from "./clients.js";
 import { LineClient } from "./line-client.js";
 import { payloadPool } from "./payload.js";
 
-export const FOREIGN_TARGETS = ["grpcgo", "grpcio", "tslib", "tslibstream"] as const;
+export const FOREIGN_TARGETS = ["grpcgo", "grpcio", "tslib", "tslibstream", "golib", "golibstream", "pylib", "pylibstream"] as const;
 export type ForeignTarget = (typeof FOREIGN_TARGETS)[number];
 export const isForeign = (target: string): target is ForeignTarget => (FOREIGN_TARGETS as readonly string[]).includes(target);
 
 /** How to start each prepared client: the command and its arguments for a server address (TLS trusting `caFile` when given). */
 export type ForeignCommands = Partial<Record<ForeignTarget, { command: string; args: (addr: string, caFile?: string) => string[] }>>;
 
-/** Builds the Go client into `dir` (the local toolchain only; go.sum is committed, so -mod=readonly holds). */
-async function buildGoClient(dir: string): Promise<ForeignCommands["grpcgo"]> {
+/** Builds the Go client into `dir` (the local toolchain only; go.sum is committed, so -mod=readonly holds); `lib` runs it on the client library. */
+async function buildGoClient(dir: string, lib?: "parts" | "stream"): Promise<ForeignCommands["grpcgo"]> {
   const binary = join(dir, "files-bench-go");
   const env: NodeJS.ProcessEnv = { ...process.env, GOTOOLCHAIN: "local", GOWORK: "off", CGO_ENABLED: "0" };
   const r = await runCommand("go", ["build", "-o", binary, "."], { cwd: join(REPO_ROOT, "bench/clients/go"), env, timeoutMs: 600_000 }).catch((err: unknown) => {
     throw new Error(`the grpcgo client needs Go on PATH: ${(err as Error).message}`);
   });
   if (r.code !== 0) throw new Error(`building bench/clients/go failed: ${describeFailure(r)}`);
-  return { command: binary, args: (addr, caFile) => ["-addr", addr, ...(caFile ? ["-ca", caFile] : [])] };
+  const libArgs = lib ? ["-lib", ...(lib === "stream" ? ["-stream"] : [])] : [];
+  return { command: binary, args: (addr, caFile) => ["-addr", addr, ...libArgs, ...(caFile ? ["-ca", caFile] : [])] };
 }
 
 /**
@@ -44,6 +46,32 @@ async function preparePythonClient(dir: string): Promise<ForeignCommands["grpcio
   return { command: python, args: (addr, caFile) => [script, addr, poolFile, ...(caFile ? [caFile] : [])] };
 }
 
+/** The Python library's venv: the lowest grpcio and protobuf its wheel accepts, and its build backend (the wheel is built in it, offline). */
+const PYLIB_PINS = { grpcio: "1.85.1", protobuf: "7.35.1", hatchling: "1.33.0" };
+const ensurePythonLibraryVenv = cachedInstall({
+  what: "the Python client library's bench venv",
+  name: "bench-pylib-venv",
+  pinned: PYLIB_PINS,
+  result: venvPython,
+  install: (dir) => installVenv(dir, PYLIB_PINS, ["grpc", "google.protobuf", "hatchling"], ["--only-binary=:all:"]),
+});
+
+/** Installs clients/python as a wheel into its venv (at each run, so it is the tree's) and writes the payload pool; the python and the pool file. */
+async function installPythonLibrary(dir: string): Promise<{ python: string; poolFile: string }> {
+  const python = await ensurePythonLibraryVenv();
+  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: "1", PIP_DISABLE_PIP_VERSION_CHECK: "1", PIP_NO_INPUT: "1" };
+  await step("installing clients/python into the bench venv failed", python, ["-m", "pip", "install", "--no-deps", "--no-build-isolation", "--force-reinstall", join(REPO_ROOT, "clients/python")], { env, timeoutMs: 300_000 });
+  const poolFile = join(dir, "pylib-payload-pool.bin");
+  await writeFile(poolFile, Buffer.concat(payloadPool()));
+  return { python, poolFile };
+}
+
+/** The Python library's bench client, with or without parallel parts. */
+function pythonLibraryClient(installed: { python: string; poolFile: string }, stream: boolean): ForeignCommands["pylib"] {
+  const script = join(REPO_ROOT, "bench/clients/python/lib_client.py");
+  return { command: installed.python, args: (addr, caFile) => [script, addr, installed.poolFile, ...(stream ? ["--stream"] : []), ...(caFile ? ["--ca", caFile] : [])] };
+}
+
 /** The TypeScript client library's bench client (large transfers only), with or without parallel parts. */
 function tsLibraryClient(stream: boolean): ForeignCommands["tslib"] {
   const script = join(REPO_ROOT, "bench/clients/ts/lib-client.ts");
@@ -54,7 +82,19 @@ function tsLibraryClient(stream: boolean): ForeignCommands["tslib"] {
 export async function prepareForeignClients(targets: readonly string[], dir: string): Promise<{ commands: ForeignCommands; problems: Partial<Record<ForeignTarget, string>> }> {
   const commands: ForeignCommands = {};
   const problems: Partial<Record<ForeignTarget, string>> = {};
-  const prepare = { grpcgo: buildGoClient, grpcio: preparePythonClient, tslib: async () => tsLibraryClient(false), tslibstream: async () => tsLibraryClient(true) };
+  let installing: Promise<{ python: string; poolFile: string }> | undefined;
+  const pyLibrary = () => (installing ??= installPythonLibrary(dir)); // once for both Python library targets
+  const prepare = {
+    grpcgo: (d: string) => buildGoClient(d),
+    grpcio: preparePythonClient,
+    tslib: async () => tsLibraryClient(false),
+    tslibstream: async () => tsLibraryClient(true),
+    // One build serves the Go stubs and library targets, each from its own directory.
+    golib: (d: string) => mkdir(join(d, "golib"), { recursive: true }).then(() => buildGoClient(join(d, "golib"), "parts")),
+    golibstream: (d: string) => mkdir(join(d, "golibstream"), { recursive: true }).then(() => buildGoClient(join(d, "golibstream"), "stream")),
+    pylib: async () => pythonLibraryClient(await pyLibrary(), false),
+    pylibstream: async () => pythonLibraryClient(await pyLibrary(), true),
+  };
   await Promise.all(
     FOREIGN_TARGETS.filter((t) => targets.includes(t)).map(async (t) => {
       try {

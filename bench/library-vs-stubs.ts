@@ -10,7 +10,11 @@ import { table } from "./report.js";
 import type { TransferResult } from "./scenario-large.js";
 
 /** Each library's targets: its defaults, its one-stream variant, and the same language's stubs. */
-export const LIBRARIES = [{ language: "TypeScript", library: "tslib", stream: "tslibstream", stubs: "grpc" }] as const;
+export const LIBRARIES = [
+  { language: "TypeScript", library: "tslib", stream: "tslibstream", stubs: "grpc" },
+  { language: "Go", library: "golib", stream: "golibstream", stubs: "grpcgo" },
+  { language: "Python", library: "pylib", stream: "pylibstream", stubs: "grpcio" },
+] as const;
 
 export interface LibraryRow {
   language: string;

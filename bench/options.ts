@@ -6,7 +6,7 @@ import { MiB } from "./payload.js";
 import type { PayloadSigning } from "../src/config/config.js";
 
 export const SCENARIOS = ["large", "small", "list", "retrieve", "pg"] as const;
-export const TARGETS = ["direct", "grpc", "grpcjs", "grpcgo", "grpcio", "rest", "resth2", "uploads", "floor", "llama", "tslib", "tslibstream"] as const;
+export const TARGETS = ["direct", "grpc", "grpcjs", "grpcgo", "grpcio", "rest", "resth2", "uploads", "floor", "llama", "tslib", "tslibstream", "golib", "golibstream", "pylib", "pylibstream"] as const;
 /**
  * grpcjs and grpcio (the same RPCs through @grpc/grpc-js and Python's grpcio) are cross-checks of
  * the gRPC client's share, and the slowest clients: opt-in. grpcgo, resth2 and the floor add about
@@ -54,7 +54,8 @@ export const USAGE = `usage: npm run bench -- [options]
                      storing the bytes on the same store (the cost floor per GiB); tslib and
                      tslibstream (opt-in, large transfers only) the TypeScript client library in
                      a process of its own, with its defaults (parallel parts above 64 MiB) and
-                     with one stream per upload
+                     with one stream per upload; golib/golibstream and pylib/pylibstream the
+                     same for the Go and Python client libraries (uploads from a file)
   --storage s3|local where the service and the floor store files (default: s3). local: the
                      embedded local store in the run's temp dir; direct S3 and the reference are
                      left out and the ratios are against REST

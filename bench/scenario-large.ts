@@ -81,6 +81,10 @@ function clientFor(ctx: Context, target: LargeTarget, baseUrl: string): BenchCli
     case "grpcio":
     case "tslib":
     case "tslibstream":
+    case "golib":
+    case "golibstream":
+    case "pylib":
+    case "pylibstream":
       return new ForeignClient(target, ctx.foreignClients, baseUrl, ctx.tls?.caFile);
     case "rest":
     case "llama":

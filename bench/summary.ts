@@ -189,6 +189,10 @@ const LARGE_LABELS: Record<LargeTarget, string> = {
   llama: "reference (llama-stack)",
   tslib: "TS client library",
   tslibstream: "TS client library (one stream)",
+  golib: "Go client library",
+  golibstream: "Go client library (one stream)",
+  pylib: "Python client library",
+  pylibstream: "Python client library (one stream)",
 };
 
 export function formatTables(results: Results): string {

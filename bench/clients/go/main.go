@@ -21,6 +21,8 @@
 // connection windows (grpc.WithInitialWindowSize / WithInitialConnWindowSize; the defaults start at
 // 64 KiB and grow by BDP estimation, which a fixed window turns off). One connection: plaintext, or
 // TLS trusting the CA in -ca only (the harness's --tls).
+//
+// With -lib (and -stream), large transfers go through the client library instead: see lib.go.
 package main
 
 import (
@@ -74,33 +76,56 @@ type request struct {
 func main() {
 	addr := flag.String("addr", "", "server address, host:port")
 	caFile := flag.String("ca", "", "TLS, trusting only the CA certificate (PEM) in this file; plaintext without it")
+	lib := flag.Bool("lib", false, "large transfers through the client library (gen/go/filesclient) instead of the stubs")
+	stream := flag.Bool("stream", false, "with -lib: every upload in one stream, never in parts")
 	flag.Parse()
 	if *addr == "" {
-		fmt.Fprintln(os.Stderr, "usage: files-bench-go -addr host:port [-ca ca.pem] (requests on stdin)")
+		fmt.Fprintln(os.Stderr, "usage: files-bench-go -addr host:port [-ca ca.pem] [-lib [-stream]] (requests on stdin)")
 		os.Exit(2)
 	}
-	creds := insecure.NewCredentials()
-	if *caFile != "" {
-		tlsCreds, err := credentials.NewClientTLSFromFile(*caFile, "")
+	var handle func(*request) (any, error)
+	if *lib {
+		c, err := dialLib(*addr, *caFile, *stream)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "-ca %s: %v\n", *caFile, err)
+			fmt.Fprintf(os.Stderr, "dial %s: %v\n", *addr, err)
+			os.Exit(1)
+		}
+		defer c.close()
+		handle = c.handle
+	} else {
+		c, closeConn := dialStubs(*addr, *caFile)
+		defer closeConn()
+		handle = c.handle
+	}
+	serve(handle)
+}
+
+// dialStubs is the stubs client: grpc-go with the generated code and the options above.
+func dialStubs(addr, caFile string) (*client, func()) {
+	creds := insecure.NewCredentials()
+	if caFile != "" {
+		tlsCreds, err := credentials.NewClientTLSFromFile(caFile, "")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "-ca %s: %v\n", caFile, err)
 			os.Exit(2)
 		}
 		creds = tlsCreds
 	}
-	conn, err := grpc.NewClient(*addr,
+	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(creds),
 		grpc.WithInitialWindowSize(window),
 		grpc.WithInitialConnWindowSize(window),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),
 	)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "dial %s: %v\n", *addr, err)
+		fmt.Fprintf(os.Stderr, "dial %s: %v\n", addr, err)
 		os.Exit(1)
 	}
-	defer conn.Close()
-	c := &client{files: filesv1.NewFilesServiceClient(conn), pool: payloadPool()}
+	return &client{files: filesv1.NewFilesServiceClient(conn), pool: payloadPool()}, func() { conn.Close() }
+}
 
+// serve answers one request per line of stdin until it closes.
+func serve(handle func(*request) (any, error)) {
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 64<<20) // a retrieve request carries every id
 	out := bufio.NewWriter(os.Stdout)
@@ -110,16 +135,16 @@ func main() {
 		var reply any
 		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
 			reply = map[string]string{"error": fmt.Sprintf("bad request: %v", err)}
-		} else if r, err := c.handle(&req); err != nil {
+		} else if r, err := handle(&req); err != nil {
 			reply = map[string]string{"error": err.Error()}
 		} else {
 			reply = r
 		}
 		if err := enc.Encode(reply); err != nil {
-			os.Exit(1)
+			return
 		}
 		if err := out.Flush(); err != nil {
-			os.Exit(1)
+			return
 		}
 	}
 }
