@@ -12,6 +12,8 @@ export interface MeterLimits {
   subject?: { param: string; noun: string };
   /** The lowercase hex MD5 the client declared, if any (OpenAI's Uploads API offers one). */
   declaredMd5?: string;
+  /** Content already hashed elsewhere, which this meter continues from (not with declaredMd5). */
+  resumeFrom?: { hash: Hash; bytes: number };
 }
 
 /**
@@ -21,7 +23,7 @@ export interface MeterLimits {
  * a bad upload never becomes a visible object.
  */
 export class ContentMeter {
-  private readonly hash = createHash("sha256");
+  private readonly hash: Hash;
   // MD5 costs a second pass over every byte, so it runs only when there is a declared value to check.
   private readonly md5: Hash | undefined;
   private count = 0;
@@ -29,6 +31,9 @@ export class ContentMeter {
 
   constructor(private readonly limits: MeterLimits) {
     this.md5 = limits.declaredMd5 === undefined ? undefined : createHash("md5");
+    if (limits.resumeFrom && this.md5) throw new Error("ContentMeter: an MD5 cannot resume from another hash");
+    this.hash = limits.resumeFrom?.hash ?? createHash("sha256");
+    this.count = limits.resumeFrom?.bytes ?? 0;
   }
 
   get bytes(): number {

@@ -1,4 +1,5 @@
 import { cancelled, FilesError, invalidArgument, notFound, orUnavailable, outOfRange } from "./errors.js";
+import type { HashedPrefix } from "./part-hash-chain.js";
 import { ContentMeter } from "./content-meter.js";
 import { UploadSlots } from "./upload-slots.js";
 import { isFileId, newFileId } from "./ids.js";
@@ -174,7 +175,11 @@ export class FilesService {
    * the result is read back once, for its SHA-256 and the declared size and MD5, before its row is
    * committed. Resolves undefined when the store cannot join these sources: stream them instead.
    */
-  async uploadComposed(request: UploadRequest, sources: readonly StoredSource[], options: UploadOptions = {}): Promise<FileRecord | undefined> {
+  async uploadComposed(
+    request: UploadRequest,
+    sources: readonly StoredSource[],
+    options: UploadOptions & { hashedPrefix?: HashedPrefix } = {},
+  ): Promise<FileRecord | undefined> {
     if (!this.store.compose) return undefined;
     const maxBytes = options.maxBytes ?? this.options.maxFileBytes;
     const upload = validateUpload(request, maxBytes);
@@ -185,8 +190,12 @@ export class FilesService {
       const composed = await this.store.compose(storageKey, sources, { contentType: upload.mimeType });
       if (!composed) return undefined;
       return await this.orRemove(storageKey, async () => {
-        const meter = new ContentMeter({ maxBytes, declaredSize: upload.sizeBytes, declaredSha256: upload.sha256, declaredMd5: options.md5 });
-        for await (const chunk of meter.wrap(await this.store.get(storageKey, undefined, options.signal))) void chunk;
+        // The SHA-256 of the sources already hashed as they arrived is continued over the rest,
+        // read back from the sources; with none, the joined object is read back whole.
+        const prefix = options.hashedPrefix?.parts && options.md5 === undefined ? options.hashedPrefix : undefined;
+        const meter = new ContentMeter({ maxBytes, declaredSize: upload.sizeBytes, declaredSha256: upload.sha256, declaredMd5: options.md5, resumeFrom: prefix });
+        const rest = prefix ? this.readSources(sources.slice(prefix.parts), options.signal) : await this.store.get(storageKey, undefined, options.signal);
+        for await (const chunk of meter.wrap(rest)) void chunk;
         checkStoredSize(composed.bytes, meter.bytes, "were read back; the file was discarded");
         if (options.signal?.aborted) throw cancelled();
         return this.commit(id, storageKey, upload, meter, options);
@@ -194,6 +203,10 @@ export class FilesService {
     } finally {
       release();
     }
+  }
+
+  private async *readSources(sources: readonly StoredSource[], signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
+    for (const source of sources) yield* await this.store.get(source.key, undefined, signal);
   }
 
   /** Runs what follows a stored object; if any of it fails, the object goes, so no half-made file is left. */

@@ -2,6 +2,7 @@ import { ContentMeter } from "./content-meter.js";
 import { conflict, FilesError, invalidArgument, notFound, orUnavailable, tooLarge } from "./errors.js";
 import type { FilesService } from "./files-service.js";
 import { isPartId, isUploadId, newPartId, newUploadId } from "./ids.js";
+import { PartHashChains, type PartTap } from "./part-hash-chain.js";
 import {
   systemClock,
   ownedBy,
@@ -31,6 +32,8 @@ export interface UploadsServiceOptions {
   /** How long an upload may stay pending (OpenAI: one hour). */
   ttlSeconds?: number;
   onOrphanedObject?: (key: string, error: unknown) => void;
+  /** Memory for parts that arrive ahead of an earlier one, so completing need not read the file back to hash it (PartHashChains). */
+  partHashBufferBytes?: number;
 }
 
 export interface CreateUploadRequest {
@@ -54,6 +57,8 @@ export const DEFAULT_UPLOAD_TTL_SECONDS = 3600;
 /** More parts than this is abuse, not a file: 10,000 parts of 64 MB already exceed any upload limit. */
 export const MAX_PARTS_PER_UPLOAD = 10_000;
 const MD5_HEX = /^[0-9a-f]{32}$/;
+/** Enough for the parts a few clients send at once (the client libraries: 4 of 6 MiB each). */
+export const DEFAULT_PART_HASH_BUFFER_BYTES = 64 * 1024 * 1024;
 /** Parts removed at once when an upload ends. */
 const CLEANUP_CONCURRENCY = 8;
 
@@ -71,11 +76,13 @@ export class UploadsService {
   private readonly clock: Clock;
   private readonly keyPrefix: string;
   private readonly ttlSeconds: number;
+  private readonly hashChains: PartHashChains;
 
   constructor(private readonly options: UploadsServiceOptions) {
     this.clock = options.clock ?? systemClock;
     this.keyPrefix = options.keyPrefix ?? "";
     this.ttlSeconds = options.ttlSeconds ?? DEFAULT_UPLOAD_TTL_SECONDS;
+    this.hashChains = new PartHashChains(options.partHashBufferBytes ?? DEFAULT_PART_HASH_BUFFER_BYTES);
   }
 
   async create(request: CreateUploadRequest): Promise<UploadView> {
@@ -137,12 +144,31 @@ export class UploadsService {
     }
 
     const partId = newPartId();
+    const tap = this.hashChains.begin(id, partId);
+    try {
+      const part = await this.storeTappedPart(upload, partId, tap, chunks, signal);
+      tap.end(true);
+      return part;
+    } catch (err) {
+      tap.end(false);
+      throw err;
+    }
+  }
+
+  private async storeTappedPart(
+    upload: UploadRecord,
+    partId: string,
+    tap: PartTap,
+    chunks: AsyncIterable<Uint8Array>,
+    signal: AbortSignal | undefined,
+  ): Promise<UploadPartRecord> {
+    const id = upload.id;
     const storageKey = `${this.keyPrefix}uploads/${id}/${partId}`;
     const meter = new ContentMeter({
       maxBytes: Math.min(this.options.maxPartBytes, upload.bytes),
       subject: { param: "data", noun: "part" },
     });
-    const stored = await this.options.store.put(storageKey, meter.wrap(chunks), {
+    const stored = await this.options.store.put(storageKey, tap.wrap(meter.wrap(chunks)), {
       contentType: "application/octet-stream",
       signal,
     });
@@ -210,7 +236,9 @@ export class UploadsService {
         expiresAfterSeconds: upload.fileExpiresAfterSeconds ?? undefined,
         sizeBytes: upload.bytes,
       };
-      const options = { maxBytes: this.options.maxUploadBytes, md5, owner: upload.ownerPrincipal };
+      // The parts hashed in order as they arrived (by this process) need not be read back.
+      const hashedPrefix = this.hashChains.take(id, order);
+      const options = { maxBytes: this.options.maxUploadBytes, md5, owner: upload.ownerPrincipal, hashedPrefix };
       // Joined inside the store when it can; otherwise, or when a part has gone missing (which
       // the streaming path names precisely), the parts stream through here.
       const composed = await this.options.files
@@ -244,6 +272,7 @@ export class UploadsService {
     if (!(await this.metadata(() => this.options.repository.transition(id, "pending", "cancelled")))) {
       return this.cancel(id, owner);
     }
+    this.hashChains.forget(id);
     await this.discardParts(id);
     return this.view({ ...upload, status: "cancelled" });
   }
@@ -260,6 +289,7 @@ export class UploadsService {
     if (!upload || !ownedBy(upload.ownerPrincipal, owner)) throw notFound(id, "upload_id", "upload");
     if (uploadLapsed(upload, this.clock.now())) {
       if (await this.metadata(() => this.options.repository.transition(id, upload.status, "expired"))) {
+        this.hashChains.forget(id);
         await this.discardParts(id);
       }
       return this.load(id, owner);

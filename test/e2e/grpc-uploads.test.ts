@@ -109,3 +109,48 @@ it("refuses a part larger than one message with RESOURCE_EXHAUSTED, naming the l
   expect(err?.message).toMatch(/8388608/);
   expect(await listAllKeys(bucket, `uploads/${upload!.id}/`)).toEqual([]);
 });
+
+describe("completing an Upload without reading it back", () => {
+  /** GetObject commands the server has sent so far, from its /metrics. */
+  async function getObjects(): Promise<number> {
+    const text = await (await fetch(`${server.baseUrl}/metrics`)).text();
+    return [...text.matchAll(/^files_s3_operation_duration_seconds_count\{([^}]*)\} (\d+)$/gm)]
+      .filter((m) => m[1]!.includes('operation="GetObject"'))
+      .reduce((sum, m) => sum + Number(m[2]), 0);
+  }
+
+  async function uploadInParts(pieces: Buffer[], send: (add: (data: Buffer) => Promise<string>) => Promise<string[]>) {
+    const client = uploadsClient("grpc");
+    const whole = Buffer.concat(pieces);
+    const { upload } = await client.createUpload({ filename: "chained.bin", purpose: FilePurpose.USER_DATA, bytes: BigInt(whole.length) });
+    const ids = await send(async (data) => (await client.addUploadPart({ uploadId: upload!.id, data })).part!.id);
+    const before = await getObjects();
+    const done = await client.completeUpload({ uploadId: upload!.id, partIds: ids });
+    return { file: done.upload!.file!, whole, readBack: (await getObjects()) - before };
+  }
+
+  it("hashes parts sent in order, a few at a time, as they arrive: CompleteUpload reads nothing back and records their SHA-256", async () => {
+    const pieces = [randomBytes(5 * MiB), randomBytes(5 * MiB + 3), randomBytes(5 * MiB), randomBytes(2 * MiB + 1)];
+    // As the client libraries send them: in file order, two at a time.
+    const { file, whole, readBack } = await uploadInParts(pieces, async (add) => {
+      const ids: string[] = [];
+      for (let i = 0; i < pieces.length; i += 2) ids.push(...(await Promise.all(pieces.slice(i, i + 2).map(add))));
+      return ids;
+    });
+    expect(file.sha256).toBe(sha256(whole));
+    expect(readBack, "GetObject commands during CompleteUpload").toBe(0);
+    expect(sha256((await connectClient(server.baseUrl).download({ fileId: file.id })).data)).toBe(sha256(whole));
+  });
+
+  it("reads back only the parts after the first one named out of the order they arrived in, and still records the right SHA-256", async () => {
+    const pieces = [randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(MiB)];
+    const { file, whole, readBack } = await uploadInParts(pieces, async (add) => {
+      // Sent one at a time in the order 0, 2, 1, 3: the prefix hashed in file order is part 0 alone.
+      const ids = new Array<string>(pieces.length);
+      for (const i of [0, 2, 1, 3]) ids[i] = await add(pieces[i]!);
+      return ids;
+    });
+    expect(file.sha256).toBe(sha256(whole));
+    expect(readBack, "GetObject commands during CompleteUpload: parts 1, 2 and 3").toBe(3);
+  });
+});
