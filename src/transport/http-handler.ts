@@ -74,7 +74,13 @@ export function createHttpHandlers(options: HttpHandlerOptions): HttpHandlers {
   }));
   const grpcStream = grpcStreamRouter(
     [{ service: FilesServiceDesc, impl: filesImpl }],
-    { interceptors, readMaxBytes: options.maxMessageBytes, writeMaxBytes: options.maxMessageBytes, acceptCompression: [compressionGzip, compressionBrotli] },
+    {
+      interceptors,
+      readMaxBytes: options.maxMessageBytes,
+      writeMaxBytes: options.maxMessageBytes,
+      acceptCompression: [compressionGzip, compressionBrotli],
+      streamedBytes: new Map([[FilesServiceDesc.method.addUploadPart, FilesServiceDesc.method.addUploadPart.input.field.data]]),
+    },
     onUnexpected,
   );
   return { request, grpcStream };

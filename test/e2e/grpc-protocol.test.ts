@@ -24,6 +24,9 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   AddUploadPartRequestSchema,
+  AddUploadPartResponseSchema,
+  CompleteUploadRequestSchema,
+  CompleteUploadResponseSchema,
   CreateUploadRequestSchema,
   CreateUploadResponseSchema,
   DownloadFileRequestSchema,
@@ -770,5 +773,110 @@ describe("protobuf edge cases", () => {
       expectGrpcAnswer(r, Status.INTERNAL, what);
     }
     expect(await filenames(session)).not.toContain("garbage.bin");
+  });
+});
+
+// ---------------------------------------------------------------------------
+// AddUploadPart: its data field streamed from the DATA frames, not decoded whole
+
+describe("AddUploadPart with its data streamed from the wire", () => {
+  const partRequest = (uploadId: string, data: Uint8Array) => Buffer.from(toBinary(AddUploadPartRequestSchema, create(AddUploadPartRequestSchema, { uploadId, data })));
+
+  async function newUpload(bytes: number): Promise<string> {
+    const r = await rawCall(session, `${FILES}/CreateUpload`, {
+      body: envelope(Buffer.from(toBinary(CreateUploadRequestSchema, create(CreateUploadRequestSchema, { filename: "streamed.bin", purpose: FilePurpose.USER_DATA, bytes: BigInt(bytes) })))),
+    });
+    expectGrpcAnswer(r, Status.OK, "CreateUpload");
+    return fromBinary(CreateUploadResponseSchema, r.messages[0]!.data).upload!.id;
+  }
+
+  /** The part objects stored for an upload (local storage), temp files left out. */
+  async function partObjects(uploadId: string): Promise<string[]> {
+    return (await readdir(join(serverCwd, "data", "files", "uploads", uploadId)).catch(() => [] as string[])).filter((n) => !n.startsWith("."));
+  }
+
+  function partOf(r: RawGrpcResult) {
+    return fromBinary(AddUploadPartResponseSchema, r.messages[0]!.data).part!;
+  }
+
+  it("takes a part whose prefix, fields and first data bytes arrive one byte per write, and a 6 MiB part in one write, and completes them into the right file", async () => {
+    const small = randomBytes(70_000);
+    const big = randomBytes(6 * MiB);
+    const id = await newUpload(small.length + big.length);
+    const body = envelope(partRequest(id, small));
+    const bytewise = [...body.subarray(0, 80)].map((b) => Buffer.from([b]));
+    const first = await rawCall(session, `${FILES}/AddUploadPart`, { body: [...bytewise, body.subarray(80)] });
+    expectGrpcAnswer(first, Status.OK, "a part sent a byte at a time");
+    expect(partOf(first).sha256).toBe(sha256(small));
+    const second = await rawCall(session, `${FILES}/AddUploadPart`, { body: envelope(partRequest(id, big)) });
+    expectGrpcAnswer(second, Status.OK, "a 6 MiB part");
+    expect(partOf(second)).toMatchObject({ bytes: BigInt(big.length), sha256: sha256(big) });
+    const done = await rawCall(session, `${FILES}/CompleteUpload`, {
+      body: envelope(Buffer.from(toBinary(CompleteUploadRequestSchema, create(CompleteUploadRequestSchema, { uploadId: id, partIds: [partOf(first).id, partOf(second).id] })))),
+    });
+    expectGrpcAnswer(done, Status.OK, "CompleteUpload");
+    expect(fromBinary(CompleteUploadResponseSchema, done.messages[0]!.data).upload!.file!.sha256).toBe(sha256(Buffer.concat([small, big])));
+  });
+
+  it("lets unknown fields after data through, and refuses upload_id again after data with INVALID_ARGUMENT, keeping nothing of it", async () => {
+    const id = await newUpload(10 * MiB);
+    const data = randomBytes(100_000);
+    const unknownField = Buffer.from([(15 << 3) | 0, 1]); // field 15, varint 1
+    const ok = await rawCall(session, `${FILES}/AddUploadPart`, { body: envelope(Buffer.concat([partRequest(id, data), unknownField])) });
+    expectGrpcAnswer(ok, Status.OK, "an unknown field after data");
+    expect(partOf(ok).sha256).toBe(sha256(data));
+    const idAgain = Buffer.from(toBinary(AddUploadPartRequestSchema, create(AddUploadPartRequestSchema, { uploadId: id })));
+    const refused = await rawCall(session, `${FILES}/AddUploadPart`, { body: envelope(Buffer.concat([partRequest(id, randomBytes(100_000)), idAgain])) });
+    expectGrpcAnswer(refused, Status.INVALID_ARGUMENT, "upload_id after data");
+    expect(decodeGrpcMessage(rawGrpcMessage(refused)!)).toMatch(/field 1 after data/);
+    expect(await partObjects(id)).toEqual([partOf(ok).id]);
+  });
+
+  it("a message cut short, a second message, and a reset in the middle of the data each fail and keep nothing", async () => {
+    const id = await newUpload(10 * MiB);
+    const body = envelope(partRequest(id, randomBytes(MiB)));
+    const cut = await rawCall(session, `${FILES}/AddUploadPart`, { body: body.subarray(0, body.length - 1000) });
+    expectGrpcAnswer(cut, Status.INVALID_ARGUMENT, "a message cut short");
+    expect(decodeGrpcMessage(rawGrpcMessage(cut)!)).toMatch(/incomplete envelope/);
+    const twice = await rawCall(session, `${FILES}/AddUploadPart`, { body: [body, envelope(partRequest(id, randomBytes(10)))] });
+    expectGrpcAnswer(twice, Status.UNIMPLEMENTED, "two messages in a unary call");
+    expect(decodeGrpcMessage(rawGrpcMessage(twice)!)).toMatch(/extra input message/);
+
+    // Hand-made frames, so the reset comes without END_STREAM (see "cancellation" above).
+    const conn = await RawH2Connection.connect(server.port);
+    try {
+      const stream = conn.openStream({ ...requestHeaders(server.port, `${FILES}/AddUploadPart`), "x-request-id": "grpc-protocol-cancelled-part" });
+      await conn.sendData(stream, body.subarray(0, 600_000));
+      await sleep(200); // the server reads and stores what it got
+      conn.reset(stream, http2.constants.NGHTTP2_CANCEL);
+      await eventually(async () => {
+        const line = server.output.find((l) => l.includes('"grpc-protocol-cancelled-part"'));
+        expect(line, "the server's log line for the cancelled call").toBeDefined();
+        expect(JSON.parse(line!)).toMatchObject({ rpc: "files.v1.FilesService/AddUploadPart", code: "Canceled", bytes_in: 600_000 - 5 - 2 - id.length - 4 });
+      });
+    } finally {
+      conn.close();
+    }
+    expect(await partObjects(id)).toEqual([]);
+  });
+
+  it("a gzip-compressed part is inflated whole, as before, and stored the same", async () => {
+    const id = await newUpload(MiB);
+    const data = Buffer.alloc(MiB, 7);
+    const r = await rawCall(session, `${FILES}/AddUploadPart`, {
+      headers: { "grpc-encoding": "gzip" },
+      body: envelope(zlib.gzipSync(partRequest(id, data)), { compressed: true }),
+    });
+    expectGrpcAnswer(r, Status.OK, "a compressed part");
+    expect(partOf(r).sha256).toBe(sha256(data));
+  });
+
+  it("a part with no data field is refused as empty, and one over the message limit from its prefix alone", async () => {
+    const id = await newUpload(MiB);
+    const empty = await rawCall(session, `${FILES}/AddUploadPart`, { body: envelope(partRequest(id, new Uint8Array(0))) });
+    expectGrpcAnswer(empty, Status.INVALID_ARGUMENT, "an empty part");
+    expect(decodeGrpcMessage(rawGrpcMessage(empty)!)).toMatch(/empty/);
+    const huge = await rawCall(smallSession, `${FILES}/AddUploadPart`, { body: envelope(Buffer.alloc(10), { declaredLength: SMALL_LIMIT + 1 }) });
+    expectGrpcAnswer(huge, Status.RESOURCE_EXHAUSTED, "a prefix over the limit");
   });
 });

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { REQUEST_ID_HEADER, requestIdFrom } from "../../observability/request-id.js";
 import type { RequestSink, Transport } from "../../observability/sinks.js";
 import { PRINCIPAL } from "./principal.js";
+import { STREAMED_PART_DATA } from "./streamed-part-data.js";
 
 /** RPCs whose bytes count as uploads or downloads in the metrics (the per-call log counts every RPC's chunk bytes). */
 const UPLOAD_RPCS = new Set(["UploadFile", "AddUploadPart"]);
@@ -49,6 +50,8 @@ export function observeInterceptor(logger: Logger, metrics?: RequestSink): Inter
     };
     try {
       if (!req.stream) bytes.in += chunkBytes(req.message);
+      const streamed = req.contextValues.get(STREAMED_PART_DATA);
+      if (streamed) req.contextValues.set(STREAMED_PART_DATA, countBytes(streamed, (n) => (bytes.in += n)));
       const res = await next(req.stream ? { ...req, message: countChunks(req.message, (n) => (bytes.in += n)) } : req);
       endInFlight?.(); // the upload is stored once the implementation has answered
       res.header.set(REQUEST_ID_HEADER, requestId);
@@ -77,6 +80,13 @@ export function transportOf(contentType: string | null): Transport {
 /** "NotFound" → "not_found", for metric labels. */
 function codeName(code: Code): string {
   return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+}
+
+async function* countBytes(source: AsyncIterable<Uint8Array>, add: (n: number) => void): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    add(chunk.byteLength);
+    yield chunk;
+  }
 }
 
 /** File bytes in a message: an UploadFile or DownloadFile chunk, or an AddUploadPart's data. */

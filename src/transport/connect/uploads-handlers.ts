@@ -1,3 +1,4 @@
+import { STREAMED_PART_DATA } from "./streamed-part-data.js";
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
@@ -34,7 +35,9 @@ export function uploadsHandlers(uploads: UploadsService): UploadRpcs {
     },
 
     async addUploadPart(req, ctx) {
-      const part = await uploads.addPart(req.uploadId, once(req.data), { signal: ctx.signal, owner: principalOf(ctx) });
+      // The gRPC fast path streams data from the wire; elsewhere it is in the decoded message.
+      const data = ctx.values.get(STREAMED_PART_DATA) ?? once(req.data);
+      const part = await uploads.addPart(req.uploadId, data, { signal: ctx.signal, owner: principalOf(ctx) });
       return { part: toPartMessage(part) };
     },
 

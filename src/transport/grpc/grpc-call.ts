@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import { create, fromBinary, isMessage, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
+import { create, fromBinary, isMessage, type DescField, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 // connect-es's own gRPC helpers (exported, but outside its semver promise; the lock file pins the
 // version): deadlines and error trailers are parsed and written exactly as on the connect-es path.
@@ -7,7 +7,9 @@ import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grp
 import { REQUEST_ID_HEADER, requestIdFrom } from "../../observability/request-id.js";
 import { encodeGrpcMessage } from "../grpc-message-encoding.js";
 import { createCallContext } from "./call-context.js";
+import { STREAMED_PART_DATA } from "../connect/streamed-part-data.js";
 import { InboundMessages, type Decompressor } from "./inbound-messages.js";
+import { StreamedBytesRequest } from "./streamed-bytes-request.js";
 import { BYTES_FIELD_OVERHEAD, bulkBytesOf, encodeBytesField, encodeEnvelope } from "./outbound-envelopes.js";
 import { ResponseWriter } from "./response-writer.js";
 
@@ -21,6 +23,8 @@ export interface CallOptions {
   acceptCompression: readonly Decompressor[];
   /** The accepted compressions' names, as grpc-accept-encoding lists them. */
   acceptEncoding: string;
+  /** Unary methods whose request's bulk is this bytes field, streamed to the implementation (StreamedBytesRequest). */
+  streamedBytes?: ReadonlyMap<DescMethod, DescField>;
 }
 
 type AnyRequest = Parameters<ReturnType<Interceptor>>[0];
@@ -44,11 +48,16 @@ export async function serveGrpcCall(
   const { context } = call;
   const writer = new ResponseWriter(stream, context.signal);
   const compression = requestCompression(headerValue(headers["grpc-encoding"]), options.acceptCompression);
-  const input = new InboundMessages(stream, {
-    readMaxBytes: options.readMaxBytes,
-    compression: compression.decompressor,
-    decode: (bytes) => fromBinary(method.input, bytes),
-  });
+  // A compressed request must be whole before it can be inflated: it takes the general path.
+  const bytesField = compression.decompressor || compression.error ? undefined : options.streamedBytes?.get(method);
+  const input = bytesField
+    ? new StreamedBytesRequest(stream, method.input, bytesField, options.readMaxBytes)
+    : new InboundMessages(stream, {
+        readMaxBytes: options.readMaxBytes,
+        compression: compression.decompressor,
+        decode: (bytes) => fromBinary(method.input, bytes),
+      });
+  if (input instanceof StreamedBytesRequest) context.values.set(STREAMED_PART_DATA, input.bytes);
   try {
     if (compression.error) throw compression.error;
     if (timeout.error) throw timeout.error;
@@ -77,7 +86,7 @@ async function invoke(
   method: DescMethod,
   impl: MethodImpl,
   context: HandlerContext,
-  input: InboundMessages<unknown>,
+  input: InboundMessages<unknown> | StreamedBytesRequest,
   interceptors: Interceptor[],
 ): Promise<AnyResponse> {
   const common = {
@@ -108,6 +117,7 @@ async function invoke(
       };
       break;
     case "client_streaming":
+      if (input instanceof StreamedBytesRequest) throw new ConnectError(`${method.name}: a streamed bytes field is for unary calls`, Code.Internal);
       request = { ...common, stream: true, message: input } as AnyRequest;
       innermost = async (req) =>
         ({ ...responseCommon, stream: true, message: once(normalize(method.output, await call(req.message, implContext(req)))) }) as AnyResponse;
