@@ -1,10 +1,12 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { AuthenticationError, FilesError, InvalidArgumentError, NotFoundError, PermissionDeniedError, TooLargeError, UnavailableError, toFilesError } from "../../clients/ts/src/errors.js";
 import { toPurpose } from "../../clients/ts/src/files-client.js";
 import { backoffMs, DEFAULT_RETRY, withRetry } from "../../clients/ts/src/retry.js";
 import { fixedPieces, knownSize, pieces } from "../../clients/ts/src/source.js";
-import { FilePurpose } from "../../gen/ts/files/v1/files_pb.js";
+import { partHead } from "../../clients/ts/src/grpc-upload-part.js";
+import { AddUploadPartRequestSchema, FilePurpose } from "../../gen/ts/files/v1/files_pb.js";
 
 async function collect(gen: AsyncGenerator<Uint8Array>): Promise<number[]> {
   const sizes: number[] = [];
@@ -89,4 +91,19 @@ it("purposes by OpenAI name or enum; an unknown name is refused naming the choic
   expect(toPurpose("fine-tune")).toBe(FilePurpose.FINE_TUNE);
   expect(toPurpose(FilePurpose.BATCH)).toBe(FilePurpose.BATCH);
   expect(() => toPurpose("training" as never)).toThrow(/unknown purpose 'training' \(one of assistants, batch/);
+});
+
+describe("AddUploadPart written by hand (node:http2 road)", () => {
+  it("writes the same envelope and message bytes as protobuf-es, for parts of every varint length and the empty part", () => {
+    for (const n of [0, 1, 127, 128, 16_383, 16_384, 6 * 1024 * 1024, 2_097_151 + 1]) {
+      const uploadId = "upload-" + "0123456789abcdef".repeat(2);
+      const data = bytes(n);
+      const wire = Buffer.concat([partHead(uploadId, n), data]);
+      const message = toBinary(AddUploadPartRequestSchema, create(AddUploadPartRequestSchema, { uploadId, data }));
+      expect(wire.readUInt32BE(1), `length prefix for ${n}`).toBe(message.length);
+      expect(wire[0]).toBe(0);
+      expect(Buffer.compare(wire.subarray(5), Buffer.from(message)), `bytes for ${n}`).toBe(0);
+      expect(fromBinary(AddUploadPartRequestSchema, wire.subarray(5)).data.length).toBe(n);
+    }
+  });
 });

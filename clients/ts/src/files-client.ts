@@ -1,5 +1,5 @@
 import { ConnectError, createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
-import { ExpiresAfterAnchor, FilePurpose, FilesService, ListOrder, type DownloadFileResponse, type File } from "../../../gen/ts/files/v1/files_pb.js";
+import { ExpiresAfterAnchor, FilePurpose, FilesService, ListOrder, type AddUploadPartResponse, type DownloadFileResponse, type File } from "../../../gen/ts/files/v1/files_pb.js";
 import { IntegrityError, toFilesError } from "./errors.js";
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from "./retry.js";
 import { fixedPieces, knownSize, pieces, type UploadSource } from "./source.js";
@@ -44,6 +44,8 @@ export interface FilesClientOptions {
    */
   downloadStream?: (call: { fileId: string; offset: bigint; length?: bigint }, signal?: AbortSignal) => AsyncIterable<DownloadFileResponse>;
   downloadWindowBytes?: number;
+  /** AddUploadPart by another road than the generated client (node.ts: straight on node:http2, the part written as it is). */
+  addUploadPart?: (request: { uploadId: string; data: Uint8Array }, options: CallOptions) => Promise<AddUploadPartResponse>;
 }
 
 export type Purpose = FilePurpose | "assistants" | "batch" | "fine-tune" | "vision" | "user_data" | "evals";
@@ -121,6 +123,7 @@ export class FilesClient {
   private readonly sha256: (() => Sha256) | undefined;
   private readonly downloadStream: NonNullable<FilesClientOptions["downloadStream"]>;
   private readonly downloadWindowBytes: number;
+  private readonly addUploadPart: NonNullable<FilesClientOptions["addUploadPart"]>;
 
   constructor(
     transport: Transport,
@@ -137,6 +140,7 @@ export class FilesClient {
     this.sha256 = options.sha256;
     this.downloadStream = options.downloadStream ?? ((call, signal) => this.rpc.downloadFile(call, { signal }));
     this.downloadWindowBytes = options.downloadWindowBytes ?? DOWNLOAD_WINDOW_BYTES;
+    this.addUploadPart = options.addUploadPart ?? ((request, callOptions) => this.rpc.addUploadPart(request, callOptions));
     if (!(this.partSize >= 1 && this.partConcurrency >= 1 && this.partThreshold >= 0)) throw new RangeError("partSize and partConcurrency must be at least 1");
   }
 
@@ -235,7 +239,7 @@ export class FilesClient {
       const worker = async () => {
         for (let part = await nextPart(); part && !stop.signal.aborted; part = await nextPart()) {
           const data = part.data;
-          const res = await withRetry(this.retry, () => this.rpc.addUploadPart({ uploadId: upload.id, data }, this.unary(stop.signal)), stop.signal);
+          const res = await withRetry(this.retry, () => this.addUploadPart({ uploadId: upload.id, data }, this.unary(stop.signal)), stop.signal);
           if (!res.part) throw new Error("the service answered AddUploadPart without a part");
           partIds[part.index] = res.part.id;
           sent += data.byteLength;

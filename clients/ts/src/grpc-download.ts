@@ -30,7 +30,7 @@ function decodeMessage(value: string): string {
   }
 }
 
-function statusError(headers: http2.IncomingHttpHeaders, requestId: string): ConnectError | undefined {
+export function statusError(headers: http2.IncomingHttpHeaders, requestId: string): ConnectError | undefined {
   const status = headers["grpc-status"];
   if (status === undefined || status === "0") return undefined;
   const code = Number(status);
@@ -40,7 +40,7 @@ function statusError(headers: http2.IncomingHttpHeaders, requestId: string): Con
 }
 
 /** A stream that broke without a status (reset, GOAWAY, socket gone): worth resuming. */
-function brokenStream(err: unknown): ConnectError {
+export function brokenStream(err: unknown): ConnectError {
   const message = err instanceof Error ? err.message : String(err);
   return new ConnectError(`the download stream broke: ${message}`, Code.Unavailable, undefined, undefined, err);
 }

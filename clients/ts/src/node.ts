@@ -6,11 +6,12 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { Interceptor } from "@connectrpc/connect";
+import type { CallOptions, Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type { File } from "../../../gen/ts/files/v1/files_pb.js";
 import { REQUEST_ID_HEADER } from "./errors.js";
 import { downloadStream, type DownloadCall } from "./grpc-download.js";
+import { addUploadPartCall } from "./grpc-upload-part.js";
 import { FilesClient, type DownloadOptions, type FilesClientOptions, type UploadOptions } from "./files-client.js";
 
 const MiB = 1024 * 1024;
@@ -37,6 +38,8 @@ export interface ConnectOptions extends FilesClientOptions {
   /**
    * More interceptors, run after the client's own (token, request id), on every call but
    * downloads, which go straight on node:http2 (grpc-download.ts) to stream in bounded memory.
+   * Without interceptors, upload parts go straight on node:http2 too (grpc-upload-part.ts), each
+   * written as it is; with them, parts go through connect-es so that the interceptors see them.
    */
   interceptors?: Interceptor[];
 }
@@ -112,14 +115,16 @@ export function connect(options: ConnectOptions): NodeFilesClient {
     readMaxBytes: MAX_MESSAGE_BYTES,
     writeMaxBytes: MAX_MESSAGE_BYTES,
   });
-  const downloads = (call: DownloadCall, signal?: AbortSignal) =>
-    downloadStream(sessionManager, call, { [REQUEST_ID_HEADER]: randomUUID(), ...(options.token && { authorization: `Bearer ${options.token}` }) }, MAX_MESSAGE_BYTES, signal);
+  const rawHeaders = () => ({ [REQUEST_ID_HEADER]: randomUUID(), ...(options.token && { authorization: `Bearer ${options.token}` }) });
+  const downloads = (call: DownloadCall, signal?: AbortSignal) => downloadStream(sessionManager, call, rawHeaders(), MAX_MESSAGE_BYTES, signal);
+  const addUploadPart = (request: { uploadId: string; data: Uint8Array }, callOptions: CallOptions) =>
+    addUploadPartCall(sessionManager, request, rawHeaders(), MAX_MESSAGE_BYTES, { signal: callOptions.signal, timeoutMs: callOptions.timeoutMs });
   const sha256 = () => {
     const h = createHash("sha256");
     return { update: (b: Uint8Array) => void h.update(b), digest: () => h.digest("hex") };
   };
   // One call per download: this road holds one message at a time, however large the file.
-  return new NodeFilesClient(transport, { sha256, downloadStream: downloads, downloadWindowBytes: Infinity, ...options }, () => sessionManager.abort());
+  return new NodeFilesClient(transport, { sha256, downloadStream: downloads, downloadWindowBytes: Infinity, ...(!options.interceptors?.length && { addUploadPart }), ...options }, () => sessionManager.abort());
 }
 
 // One import for Node users: the client, its errors and types.
