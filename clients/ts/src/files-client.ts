@@ -219,7 +219,15 @@ export class FilesClient {
     try {
       const hash = this.sha256?.();
       const partIds: string[] = [];
-      const reader = fixedPieces(source, this.partSize)[Symbol.asyncIterator]();
+      // Part buffers are reused once their part is stored: a few, not one per part left to the collector.
+      const spare: Uint8Array[] = [];
+      const ours = new WeakSet<ArrayBufferLike>();
+      const allocate = () => {
+        const buffer = spare.pop() ?? new Uint8Array(this.partSize);
+        ours.add(buffer.buffer);
+        return buffer;
+      };
+      const reader = fixedPieces(source, this.partSize, allocate)[Symbol.asyncIterator]();
       let index = 0;
       let sent = 0;
       let read = 0;
@@ -243,6 +251,8 @@ export class FilesClient {
           if (!res.part) throw new Error("the service answered AddUploadPart without a part");
           partIds[part.index] = res.part.id;
           sent += data.byteLength;
+          // The service has answered, so every byte of the part was sent: its buffer can take another.
+          if (ours.has(data.buffer) && data.byteLength === this.partSize) spare.push(data);
           options.onProgress?.({ bytes: sent, total: size });
         }
       };

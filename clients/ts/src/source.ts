@@ -25,9 +25,10 @@ export async function* pieces(source: UploadSource, size: number): AsyncGenerato
 
 /**
  * Pieces of exactly `size` bytes (the last may be shorter): small input chunks are gathered
- * into one buffer per piece, so memory is one piece per consumer in flight.
+ * into one buffer per piece (from `allocate`, which may hand back spent ones), so memory is one
+ * piece per consumer in flight.
  */
-export async function* fixedPieces(source: UploadSource, size: number): AsyncGenerator<Uint8Array> {
+export async function* fixedPieces(source: UploadSource, size: number, allocate: () => Uint8Array = () => new Uint8Array(size)): AsyncGenerator<Uint8Array> {
   let buffer: Uint8Array | undefined;
   let filled = 0;
   for await (const chunk of pieces(source, size)) {
@@ -37,7 +38,7 @@ export async function* fixedPieces(source: UploadSource, size: number): AsyncGen
     }
     let at = 0;
     while (at < chunk.byteLength) {
-      buffer ??= new Uint8Array(size);
+      buffer ??= allocate();
       const take = Math.min(size - filled, chunk.byteLength - at);
       buffer.set(chunk.subarray(at, at + take), filled);
       filled += take;
