@@ -235,7 +235,11 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  /** ListObjectsV2, page by page; `pageSize` (S3's MaxKeys, at most 1000) is for tests of the paging. */
+  /**
+   * ListObjectsV2, page by page; `pageSize` (S3's MaxKeys, at most 1000) is for tests of the paging.
+   * Keys ending in "/" are left out: this service never writes one, and stores on a filesystem
+   * (s3proxy's filesystem provider, a console's "folders") list each directory as such a key.
+   */
   async *list(prefix: string, options: { pageSize?: number } = {}): AsyncGenerator<StoredObject> {
     let token: string | undefined;
     do {
@@ -243,7 +247,7 @@ export class S3ObjectStore implements ObjectStore {
         .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix || undefined, ContinuationToken: token, MaxKeys: options.pageSize }))
         .catch(storageUnavailable);
       for (const o of page.Contents ?? []) {
-        if (o.Key === undefined) continue;
+        if (o.Key === undefined || o.Key.endsWith("/")) continue;
         yield { key: o.Key, bytes: o.Size ?? 0, lastModified: unixSeconds(o.LastModified) };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -253,6 +257,8 @@ export class S3ObjectStore implements ObjectStore {
   /**
    * Multipart uploads never completed nor aborted (a put aborts its own on failure, so these
    * are left by a process that died). `lastModified` is that of the newest part, else the start.
+   * A part is never older than its upload's start on AWS; s3proxy reports the time of the listing
+   * as `Initiated`, which would make every abandoned upload look fresh, so the parts come first.
    */
   async *listIncomplete(prefix: string, options: { pageSize?: number } = {}): AsyncGenerator<IncompleteWrite> {
     let keyMarker: string | undefined;
@@ -272,7 +278,7 @@ export class S3ObjectStore implements ObjectStore {
       for (const u of page.Uploads ?? []) {
         if (u.Key === undefined || u.UploadId === undefined) continue;
         const newestPart = await this.newestPart(u.Key, u.UploadId);
-        yield { key: u.Key, id: u.UploadId, lastModified: Math.max(unixSeconds(u.Initiated), newestPart) };
+        yield { key: u.Key, id: u.UploadId, lastModified: newestPart > 0 ? newestPart : unixSeconds(u.Initiated) };
       }
       if (!page.IsTruncated || (!page.NextKeyMarker && !page.NextUploadIdMarker)) return;
       keyMarker = page.NextKeyMarker;

@@ -20,6 +20,11 @@ export function testS3Endpoint(): string {
   return endpoint;
 }
 
+/** The S3 implementation behind testS3Endpoint(): "moto", "s3proxy", or "external" (S3_TEST_ENDPOINT). */
+export function testS3Store(): "moto" | "s3proxy" | "external" {
+  return inject("s3Store") ?? "moto";
+}
+
 export function testPgUrl(): string {
   const url = inject("pgUrl");
   if (!url) throw new Error("pgUrl was not provided: is test/support/global-setup.ts configured as globalSetup?");
@@ -71,15 +76,22 @@ export async function createTestBucket(label: string): Promise<string> {
   return name;
 }
 
-/** Every object key in `bucket` (under `prefix`), following continuation tokens. */
+/**
+ * Every object key in `bucket` (under `prefix`), following continuation tokens. On s3proxy the
+ * filesystem provider also lists each directory as a key ending in "/": those are left out.
+ */
 export async function listAllKeys(bucket: string, prefix?: string): Promise<string[]> {
   const client = testS3Client();
   const keys: string[] = [];
+  const directoryMarkers = testS3Store() === "s3proxy";
   try {
     let token: string | undefined;
     do {
       const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const o of page.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key);
+      for (const o of page.Contents ?? []) {
+        if (o.Key === undefined || (directoryMarkers && o.Key.endsWith("/"))) continue;
+        keys.push(o.Key);
+      }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   } finally {
