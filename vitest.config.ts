@@ -16,6 +16,14 @@ if (!process.env.FILES_TEST_RUN_TMP) {
 /** The tests that run on both moto and s3proxy: the ObjectStore contract and the core end-to-end set. */
 const S3PROXY_SET = [
   "test/integration/object-store.test.ts",
+  "test/e2e/grpc-roundtrip.test.ts",
+  "test/e2e/openai-files.test.ts",
+  "test/e2e/openai-uploads.test.ts",
+  "test/e2e/grpc-uploads.test.ts",
+  "test/e2e/reaper-outage.test.ts",
+  "test/e2e/reconcile.test.ts",
+  "test/e2e/crash-recovery.test.ts",
+  "test/e2e/cancelled-upload.test.ts",
 ];
 
 export default defineConfig({
