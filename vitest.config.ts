@@ -24,6 +24,7 @@ const S3PROXY_SET = [
   "test/e2e/reconcile.test.ts",
   "test/e2e/crash-recovery.test.ts",
   "test/e2e/cancelled-upload.test.ts",
+  "test/e2e/s3-capabilities.test.ts",
 ];
 
 export default defineConfig({
