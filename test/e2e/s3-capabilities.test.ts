@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
 import { afterEach, describe, expect, it } from "vitest";
-import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } from "@aws-sdk/client-s3";
 import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Client, testS3Endpoint, testS3Store } from "../support/env.js";
 import { runReconcile, writeConfigFile, type JsonReport } from "../support/reconcile-process.js";
 import { startS3FaultProxy, type S3FaultProxy } from "../support/s3-fault-proxy.js";
@@ -111,6 +111,25 @@ describe(`a store that lacks an operation (501 NotImplemented), in front of ${te
     expect(file.bytes).toBe(5);
     expect(proxy.requests("HeadBucket").every((r) => r.status === 501)).toBe(true);
     expect(logLines(server, /does not implement HeadBucket/)).toHaveLength(1);
+  });
+
+  it("ListParts: reconcile still lists an unfinished upload, dated by its start, and removes it", async () => {
+    const { proxy, config, bucket } = await setup("cap-list-parts");
+    const s3 = testS3Client();
+    const key = `file-${randomBytes(16).toString("hex")}`;
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+    await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: randomBytes(1000) }));
+    s3.destroy();
+    proxy.inject({ operation: "ListParts", fault: "not-implemented", times: 1000 });
+    const configPath = await writeConfigFile(config);
+    const dry = await runReconcile(["--dry-run", "--json", "--config", configPath]);
+    expect(dry.code).toBe(1);
+    const report = JSON.parse(dry.stdout) as JsonReport;
+    expect(report.report.incompleteWrites.map((w) => [w.key, w.id])).toEqual([[key, UploadId]]);
+    expect(proxy.requests("ListParts").map((r) => r.status)).toEqual([501]);
+    const apply = await runReconcile(["--apply", "--grace-seconds", "0", "--config", configPath]);
+    expect(apply.code).toBe(0);
+    expect(await listMultipartUploads(bucket)).toEqual([]);
   });
 
   it("ListMultipartUploads: reconcile reports the orphan objects, says unfinished uploads could not be listed, and exits 1, not 2", async () => {
