@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineConfig } from "vitest/config";
+import StoreMatrixReporter from "./test/support/store-matrix-reporter.js";
 
 // Every temp file and directory of a test run (config files, databases, server directories) goes
 // under one directory that is removed when the run ends, so runs leave nothing behind in /tmp.
@@ -29,6 +30,7 @@ const S3PROXY_SET = [
 
 export default defineConfig({
   test: {
+    reporters: ["default", new StoreMatrixReporter(S3PROXY_SET)],
     testTimeout: 120_000,
     hookTimeout: 180_000,
     pool: "forks",
