@@ -26,6 +26,13 @@ const S3PROXY_SET = [
   "test/e2e/crash-recovery.test.ts",
   "test/e2e/cancelled-upload.test.ts",
   "test/e2e/s3-capabilities.test.ts",
+  "test/e2e/s3-faults.test.ts",
+  "test/e2e/faults-disconnect.test.ts",
+  "test/e2e/expiry-defaults.test.ts",
+  "test/e2e/reaper-replicas.test.ts",
+  "test/e2e/uploads-replicas.test.ts",
+  "test/e2e/limits.test.ts",
+  "test/e2e/rest-edges.test.ts",
 ];
 
 export default defineConfig({
