@@ -29,7 +29,7 @@ export interface PartWriterOptions {
   concurrency: number;
   /** Where part buffers come from; used when its size is `partSize`. */
   buffers?: PartBuffers;
-  /** The caller giving up: parts in flight are cancelled and the upload aborted at once. */
+  /** The caller giving up: the parts in flight get their grace, then are cancelled, and the upload is aborted. */
   signal?: AbortSignal;
   /** The multipart upload could not be aborted (the put still fails with its own error). */
   onAbortFailed?: (uploadId: string, error: unknown) => void;
@@ -161,11 +161,10 @@ export async function writeInParts(
     return { bytes: total, multipart: true };
   } catch (err) {
     const settled = Promise.all(inFlight);
-    const within = (ms: number) => Promise.race([settled, new Promise((r) => setTimeout(r, ms).unref())]);
-    await within(PARTS_IN_FLIGHT_GRACE_MS);
+    await settledWithin(settled, PARTS_IN_FLIGHT_GRACE_MS);
     // Cancelled requests settle at once (a part buffer is reused only once its request let go of it).
     cancelParts.abort(err);
-    await within(PARTS_IN_FLIGHT_GRACE_MS);
+    await settledWithin(settled, PARTS_IN_FLIGHT_GRACE_MS);
     if (uploadId !== undefined) {
       const id = uploadId;
       await sink.abort(id).catch((error: unknown) => options.onAbortFailed?.(id, error));
@@ -176,6 +175,13 @@ export async function writeInParts(
     if (part) buffers.give(part);
     buffers.leave();
   }
+}
+
+/** Waits for `settled`, or `ms` at most. */
+async function settledWithin(settled: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /** Bodies up to this size are sent from the chunks they arrived in. */
