@@ -16,6 +16,9 @@ export const DEFAULT_TARGETS: readonly Target[] = ["direct", "grpc", "grpcgo", "
 /** Targets that need S3 itself, left out with --storage local. */
 export const S3_ONLY_TARGETS: readonly Target[] = ["direct", "llama"];
 export const STORAGES = ["s3", "local"] as const;
+/** The S3 server the harness starts when no endpoint is given. */
+export const S3_SERVERS = ["moto", "s3proxy"] as const;
+export type S3Server = (typeof S3_SERVERS)[number];
 export type Scenario = (typeof SCENARIOS)[number];
 export type Target = (typeof TARGETS)[number];
 export type Storage = (typeof STORAGES)[number];
@@ -26,6 +29,8 @@ export interface Options {
   targets: Target[];
   /** Where the service and the floor keep file bytes: the S3 endpoint, or a local directory. */
   storage: Storage;
+  /** Which S3 server to start (ignored with S3_BENCH_ENDPOINT / S3_ENDPOINT). */
+  s3: S3Server;
   rows: number;
   outDir: string;
   runs: number;
@@ -56,6 +61,8 @@ export const USAGE = `usage: npm run bench -- [options]
                      a process of its own, with its defaults (parallel parts above 64 MiB) and
                      with one stream per upload; golib/golibstream and pylib/pylibstream the
                      same for the Go and Python client libraries (uploads from a file)
+  --s3 moto|s3proxy  the S3 server the harness starts when no endpoint is given (default: moto);
+                     s3proxy is a second, multi-threaded Java server (fetched with Maven, cached)
   --storage s3|local where the service and the floor store files (default: s3). local: the
                      embedded local store in the run's temp dir; direct S3 and the reference are
                      left out and the ratios are against REST
@@ -122,6 +129,7 @@ export function parseOptions(argv: string[] = process.argv.slice(2)): Options | 
       sizes: { type: "string", default: "16MiB,256MiB,1GiB" },
       targets: { type: "string", default: DEFAULT_TARGETS.join(",") },
       storage: { type: "string", default: "s3" },
+      s3: { type: "string", default: "moto" },
       rows: { type: "string", default: "100000" },
       out: { type: "string", default: "bench/results" },
       runs: { type: "string", default: "1" },
@@ -145,6 +153,7 @@ export function parseOptions(argv: string[] = process.argv.slice(2)): Options | 
     sizes,
     targets: list(values.targets, TARGETS, "--targets"),
     storage: oneOf(values.storage, STORAGES, "--storage"),
+    s3: oneOf(values.s3, S3_SERVERS, "--s3"),
     rows: positiveInt(values.rows, "--rows"),
     outDir: resolve(REPO_ROOT, values.out),
     runs: positiveInt(values.runs, "--runs"),

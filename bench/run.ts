@@ -30,13 +30,14 @@ import {
   ListObjectsV2Command,
 } from "@aws-sdk/client-s3";
 import { runCommand, startMoto } from "../test/support/moto.js";
+import { S3PROXY_VERSION, startS3Proxy } from "../test/support/s3proxy.js";
 import { REPO_ROOT } from "../test/support/server-process.js";
 import { createBucket, s3Client, type S3Target } from "./s3.js";
 import { attempt, measuredWindows, stopAllServers, withServer, type Context } from "./harness.js";
 import { Cleanup, errorMessage, log, warnLoudly } from "./lifecycle.js";
 import { OpenAiRest, UPLOAD_PART_BYTES, UPLOAD_PART_CONCURRENCY } from "./openai-rest.js";
 import { isForeign, prepareForeignClients } from "./foreign-clients.js";
-import { formatSize, parseOptions, S3_ONLY_TARGETS, USAGE, type Options } from "./options.js";
+import { formatSize, parseOptions, S3_ONLY_TARGETS, USAGE, type Options, type S3Server } from "./options.js";
 import { runPg } from "./pg-metadata.js";
 import { formatProfile, summarizeProfiles } from "./profile.js";
 import { ensureLlamaStackVenv, ensurePlotVenv, findPython, installedVersion, LLAMA_STACK_VERSION, referenceMaxUploadBytes, type FoundPython } from "./python.js";
@@ -69,9 +70,15 @@ function machine() {
   };
 }
 
-async function s3Endpoint(): Promise<{ endpoint: string; kind: string; external: boolean }> {
+async function s3Endpoint(server: S3Server): Promise<{ endpoint: string; kind: string; external: boolean }> {
   const external = process.env.S3_BENCH_ENDPOINT || process.env.S3_ENDPOINT;
   if (external) return { endpoint: external, kind: `external (${process.env.S3_BENCH_ENDPOINT ? "S3_BENCH_ENDPOINT" : "S3_ENDPOINT"})`, external: true };
+  if (server === "s3proxy") {
+    log("starting s3proxy...");
+    const proxy = await startS3Proxy();
+    cleanup.add("stop s3proxy", () => proxy.stop());
+    return { endpoint: proxy.endpoint, kind: `s3proxy ${S3PROXY_VERSION}, filesystem provider (started by the harness)`, external: false };
+  }
   log("starting moto...");
   const moto = await startMoto();
   cleanup.add("stop moto", () => moto.stop());
@@ -185,7 +192,7 @@ async function main(options: Options): Promise<number> {
 
   // `pg` alone needs no S3, nor does the local store.
   const { endpoint, kind, external } =
-    needsServers && !local ? await s3Endpoint() : { endpoint: "", kind: local ? "none (--storage local)" : "none (pg only)", external: false };
+    needsServers && !local ? await s3Endpoint(options.s3) : { endpoint: "", kind: local ? "none (--storage local)" : "none (pg only)", external: false };
   const suffix = `${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
   const dir = await mkdtemp(join(tmpdir(), "files-bench-"));
   cleanup.add("remove the temp dir", () => rm(dir, { recursive: true, force: true }));

@@ -41,6 +41,11 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
     metrics,
     onS3Retry: (retry) => logger.warn(retry, "an S3 request failed; retrying"),
     onInsecureTls: (message, endpoint) => logger.warn({ endpoint, verifySsl: false }, message),
+    onUnsupported: (operation, fallback, err) => logger.warn({ operation, err }, `the object store does not implement ${operation}: ${fallback}`),
+    onAbortFailed: ({ key, uploadId, error, leftForLifecycle }) =>
+      leftForLifecycle
+        ? logger.warn({ key, uploadId }, "an unfinished multipart upload is left for the bucket's lifecycle rules: the store does not implement AbortMultipartUpload")
+        : logger.error({ key, uploadId, err: error }, "could not abort the multipart upload of a failed or cancelled write; reconcile will find it"),
   }).catch((err: unknown) => {
     throw new StartupError(`object storage: ${(err as Error).message}`, { cause: err });
   });

@@ -48,6 +48,18 @@ export const cancelled = (message = "The upload was cancelled by the client") =>
 export const unavailable = (what: string, cause: unknown) =>
   new FilesError("unavailable", `${what} is unavailable; try again later`, undefined, { cause });
 
+/**
+ * The store cannot do this at all: not a failure a retry would cure. The message says what the
+ * service does instead; callers that can do without it (reconcile, the reaper) carry on.
+ */
+export class UnsupportedByStore extends Error {
+  override readonly name = "UnsupportedByStore";
+}
+
+export function isUnsupportedByStore(err: unknown): err is UnsupportedByStore {
+  return err instanceof UnsupportedByStore;
+}
+
 export function isFilesError(err: unknown): err is FilesError {
   return err instanceof FilesError;
 }

@@ -1,3 +1,4 @@
+import { isUnsupportedByStore } from "./errors.js";
 import {
   systemClock,
   type Clock,
@@ -228,6 +229,8 @@ export class Reaper {
         summary.uploads.writesAborted++;
       }
     } catch (err) {
+      // A store that cannot list or abort unfinished writes said so once; its lifecycle rules clean up.
+      if (isUnsupportedByStore(err)) return;
       summary.uploads.failed++;
       this.fail(err, { step: "abort writes", uploadId });
     }

@@ -1,3 +1,4 @@
+import { isUnsupportedByStore } from "./errors.js";
 import { isFileId, isPartId, isUploadId } from "./ids.js";
 import {
   systemClock,
@@ -50,6 +51,8 @@ export interface ReconcileReport {
   unknownIncompleteWrites: IncompleteWrite[];
   /** File rows whose object lies outside the prefix, so outside what was listed: not checked. */
   rowsOutsidePrefix: number;
+  /** Set when the store cannot list unfinished writes at all: why, and what to do instead. */
+  incompleteWritesUnlisted?: string;
 }
 
 export interface RepairResult {
@@ -65,7 +68,7 @@ export interface RepairResult {
 
 /** Problems a report holds: what --dry-run counts, whatever their age. */
 export function problemCount(report: ReconcileReport): number {
-  return report.orphanObjects.length + report.missingObjects.length + report.incompleteWrites.length;
+  return report.orphanObjects.length + report.missingObjects.length + report.incompleteWrites.length + (report.incompleteWritesUnlisted ? 1 : 0);
 }
 
 /** True when a repair left nothing it found unrepaired. */
@@ -102,7 +105,15 @@ export class Reconciler {
     const objects: StoredObject[] = [];
     for await (const object of store.list(this.keyPrefix)) objects.push(object);
     const writes: IncompleteWrite[] = [];
-    for await (const write of store.listIncomplete(this.keyPrefix)) writes.push(write);
+    let incompleteWritesUnlisted: string | undefined;
+    try {
+      for await (const write of store.listIncomplete(this.keyPrefix)) writes.push(write);
+    } catch (err) {
+      // Say so, and check everything else: the orphan objects are the bulk of what is wasted.
+      if (!isUnsupportedByStore(err)) throw err;
+      incompleteWritesUnlisted = err.message;
+      writes.length = 0;
+    }
 
     const fileRows = await this.fileRows();
     const known = new Set(fileRows.map((row) => row.storageKey));
@@ -125,6 +136,7 @@ export class Reconciler {
       unknownObjects: [],
       unknownIncompleteWrites: [],
       rowsOutsidePrefix: 0,
+      ...(incompleteWritesUnlisted !== undefined && { incompleteWritesUnlisted }),
     };
     for (const object of objects) {
       if (known.has(object.key)) continue;

@@ -132,7 +132,8 @@ async function run(argv: string[]): Promise<number> {
     });
     const report = await reconciler.scan();
     const repair = args.mode === "apply" ? await reconciler.repair(report) : undefined;
-    const exitCode = repair ? (repairedAll(repair) ? 0 : 1) : problemCount(report) > 0 ? 1 : 0;
+    const unlisted = report.incompleteWritesUnlisted !== undefined;
+    const exitCode = repair ? (repairedAll(repair) && !unlisted ? 0 : 1) : problemCount(report) > 0 ? 1 : 0;
     const where = { store: describeObjectStore(config.storage), metadata: describeStore(config.metadataStore) };
     const text = args.json
       ? `${JSON.stringify({ mode: args.mode, ...where, problems: problemCount(report), report, repair, exitCode }, null, 2)}\n`
@@ -162,7 +163,9 @@ function summary(mode: Args["mode"], where: { store: string; metadata: string },
   out.push(`Checked ${report.objects} objects, ${report.fileRows} file rows and ${report.partRows} upload parts.`);
   section("Orphan objects (no row names them)", report.orphanObjects, (o) => `${o.key} (${o.bytes} bytes, modified ${time(o.lastModified)}, ${age(o.lastModified, o.recent)})`);
   section("Rows whose object is missing", report.missingObjects, (r) => `${r.id} -> ${r.storageKey}`);
-  section("Unfinished uploads", report.incompleteWrites, (w) => `${w.key ?? "(temp file)"} [${w.id}] (last activity ${time(w.lastModified)}, ${age(w.lastModified, w.recent)})`);
+  if (report.incompleteWritesUnlisted !== undefined) {
+    out.push(`Unfinished uploads: could not be listed: the object store does not implement listing them (${report.incompleteWritesUnlisted}).`);
+  } else section("Unfinished uploads", report.incompleteWrites, (w) => `${w.key ?? "(temp file)"} [${w.id}] (last activity ${time(w.lastModified)}, ${age(w.lastModified, w.recent)})`);
   const unknown = [
     ...report.unknownObjects.map((o) => o.key),
     ...report.unknownIncompleteWrites.map((w) => `${w.key} (unfinished upload ${w.id})`),
@@ -182,7 +185,9 @@ function summary(mode: Args["mode"], where: { store: string; metadata: string },
   if (repair.resolvedMeanwhile > 0) out.push(`  ${repair.resolvedMeanwhile} resolved themselves meanwhile (checked again before repairing)`);
   if (repair.deferred > 0) out.push(`  left ${repair.deferred} younger than the grace period (${report.graceSeconds} s) for a later run`);
   if (repair.failures.length > 0) section("  Failed", repair.failures, (f) => `${f.target}: ${f.error}`);
-  out.push(repairedAll(repair) ? "Result: everything found was repaired." : "Result: some problems are left (see above).");
+  if (repairedAll(repair) && report.incompleteWritesUnlisted !== undefined) {
+    out.push("Result: everything found was repaired, but unfinished uploads could not be listed (see above).");
+  } else out.push(repairedAll(repair) ? "Result: everything found was repaired." : "Result: some problems are left (see above).");
   return `${out.join("\n")}\n`;
 }
 

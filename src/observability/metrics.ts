@@ -64,6 +64,12 @@ export class FilesMetrics implements RequestSink, S3OperationSink, MetadataQuery
     labelNames: ["operation", "code"] as const,
     registers: [this.registry],
   });
+  private readonly s3UnsupportedOps = new Gauge({
+    name: "files_s3_unsupported_operation",
+    help: "1 for each S3 operation the store answered with 501 NotImplemented; the service takes another road for it",
+    labelNames: ["operation"] as const,
+    registers: [this.registry],
+  });
   private readonly querySeconds = new Histogram({
     name: "files_metadata_query_duration_seconds",
     help: "Metadata repository calls, by repository method",
@@ -156,6 +162,10 @@ export class FilesMetrics implements RequestSink, S3OperationSink, MetadataQuery
 
   s3Retry(operation: string, errorCode: string): void {
     this.s3Retries.inc({ operation, code: errorCode });
+  }
+
+  s3Unsupported(operation: string): void {
+    this.s3UnsupportedOps.set({ operation }, 1);
   }
 
   tlsCertificateInUse(notAfter: Date): void {

@@ -23,6 +23,8 @@ export interface S3OperationSink {
   s3Operation(operation: string, seconds: number, errorCode?: string): void;
   /** An attempt failed with `errorCode` and the SDK is trying the command again. */
   s3Retry(operation: string, errorCode: string): void;
+  /** The store answered `operation` with 501 NotImplemented: the service does without it from now on. */
+  s3Unsupported?(operation: string): void;
 }
 
 export interface MetadataQuerySink {

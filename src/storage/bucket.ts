@@ -1,4 +1,5 @@
-import { CreateBucketCommand, HeadBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, HeadBucketCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Capabilities } from "./s3-capabilities.js";
 import { describeTlsFailure, networkErrorCode, s3Status } from "./s3-errors.js";
 
 export interface EnsureBucketOptions {
@@ -8,6 +9,24 @@ export interface EnsureBucketOptions {
   region: string;
   /** The configured `ca_bundle` file, named in the advice when the endpoint's certificate is not trusted. */
   caBundle?: string;
+  /** Where a store without HeadBucket is noted (then a one-key listing checks the bucket). */
+  capabilities?: S3Capabilities;
+}
+
+/**
+ * HeadBucket, or on a store that answers it with 501 a ListObjectsV2 of one key, which needs the
+ * same s3:ListBucket permission and fails the same ways (404 NoSuchBucket, 403, 301).
+ */
+export async function checkBucket(client: S3Client, bucket: string, capabilities?: S3Capabilities): Promise<void> {
+  if (capabilities?.has("HeadBucket") ?? true) {
+    try {
+      await client.send(new HeadBucketCommand({ Bucket: bucket }));
+      return;
+    } catch (err) {
+      if (!capabilities?.lacks("HeadBucket", err)) throw err;
+    }
+  }
+  await client.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 }));
 }
 
 /**
@@ -16,7 +35,7 @@ export interface EnsureBucketOptions {
  */
 export async function ensureBucket(client: S3Client, bucket: string, options: EnsureBucketOptions): Promise<void> {
   try {
-    await client.send(new HeadBucketCommand({ Bucket: bucket }));
+    await checkBucket(client, bucket, options.capabilities);
     return;
   } catch (err) {
     const status = s3Status(err);

@@ -5,13 +5,18 @@ import type { S3OperationSink } from "../observability/sinks.js";
 import { ensureBucket } from "./bucket.js";
 import { LocalFsObjectStore } from "./local-fs-object-store.js";
 import { createS3Client, type S3Retry } from "./s3-client.js";
-import { S3ObjectStore } from "./s3-object-store.js";
+import { S3Capabilities, type S3Feature } from "./s3-capabilities.js";
+import { S3ObjectStore, type AbortFailure } from "./s3-object-store.js";
 
 export interface OpenObjectStoreOptions {
   metrics?: S3OperationSink;
   onS3Retry?: (retry: S3Retry) => void;
   /** Called once, before connecting, when `verify_ssl: false` turns certificate checks off (with a message naming the endpoint). */
   onInsecureTls?: (message: string, endpoint: string) => void;
+  /** Called once per operation the store turns out not to implement (501), with what is done instead. */
+  onUnsupported?: (operation: S3Feature, fallback: string, error: unknown) => void;
+  /** A failed or cancelled upload whose multipart upload could not be aborted. */
+  onAbortFailed?: (event: AbortFailure) => void;
 }
 
 /** The object store a config names, ready to use (an S3 bucket is checked, or created when allowed). */
@@ -45,7 +50,11 @@ export async function openObjectStore(storage: S3StorageConfig | LocalFsStorageC
     metrics: options.metrics,
     onRetry: options.onS3Retry,
   });
-  await ensureBucket(client, storage.bucket, { autoCreate: storage.autoCreateBucket, region: storage.region, caBundle: storage.caBundle });
+  const capabilities = new S3Capabilities((operation, fallback, error) => {
+    options.metrics?.s3Unsupported?.(operation);
+    options.onUnsupported?.(operation, fallback, error);
+  });
+  await ensureBucket(client, storage.bucket, { autoCreate: storage.autoCreateBucket, region: storage.region, caBundle: storage.caBundle, capabilities });
   return new S3ObjectStore({
     client,
     bucket: storage.bucket,
@@ -53,6 +62,8 @@ export async function openObjectStore(storage: S3StorageConfig | LocalFsStorageC
     partConcurrency: storage.partConcurrency,
     serverSideEncryption: storage.sse,
     sseKmsKeyId: storage.sseKmsKeyId,
+    capabilities,
+    onAbortFailed: options.onAbortFailed,
   });
 }
 

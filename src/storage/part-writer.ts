@@ -17,7 +17,8 @@ export interface PartSink {
   putWhole(body: Buffer): Promise<void>;
   /** CreateMultipartUpload; resolves with the upload id. */
   begin(): Promise<string>;
-  sendPart(uploadId: string, partNumber: number, body: Buffer): Promise<SentPart>;
+  /** UploadPart; `signal` cancels the request (a part cut short is never stored). */
+  sendPart(uploadId: string, partNumber: number, body: Buffer, signal: AbortSignal): Promise<SentPart>;
   complete(uploadId: string, parts: (SentPart & { PartNumber: number })[]): Promise<void>;
   abort(uploadId: string): Promise<void>;
 }
@@ -28,7 +29,20 @@ export interface PartWriterOptions {
   concurrency: number;
   /** Where part buffers come from; used when its size is `partSize`. */
   buffers?: PartBuffers;
+  /** The caller giving up: the parts in flight get their grace, then are cancelled, and the upload is aborted. */
+  signal?: AbortSignal;
+  /** The multipart upload could not be aborted (the put still fails with its own error). */
+  onAbortFailed?: (uploadId: string, error: unknown) => void;
 }
+
+/**
+ * How long an abort waits for the part requests in flight to be answered before it cancels them
+ * and goes out anyway. Waiting first matters: a part whose body was all sent may still be stored
+ * after a cancel, and a part stored after the abort is not removed by it (AWS says to abort again;
+ * s3proxy even takes the part as an object of its own). Not waiting for ever matters too: a store
+ * may never answer.
+ */
+const PARTS_IN_FLIGHT_GRACE_MS = 2_000;
 
 /**
  * Writes a stream of unknown length to S3 with bounded memory: one PutObject when it ends within
@@ -36,9 +50,11 @@ export interface PartWriterOptions {
  * copied at most once, into part buffers that are reused, and reading waits while every slot is
  * busy, which is the backpressure that keeps a fast client from outrunning S3.
  *
- * On any failure, of the body or of S3, reading stops, the parts in flight settle, the multipart
- * upload is aborted (quietly: the original error is what the caller needs) and the error is
- * rethrown. Resolves with the bytes written and whether they went out in parts.
+ * On any failure, of the body, of S3 or of the caller (`signal`), reading stops, the part requests
+ * in flight get a short grace to be answered and are then cancelled (a store may never answer
+ * one), the multipart upload is aborted, and the error is rethrown; an abort that fails is reported to
+ * `onAbortFailed`, since the caller's error is the one to throw. Resolves with the bytes written
+ * and whether they went out in parts.
  */
 export async function writeInParts(
   body: AsyncIterable<Uint8Array>,
@@ -61,15 +77,26 @@ export async function writeInParts(
   const sent: (SentPart & { PartNumber: number })[] = [];
   const inFlight = new Set<Promise<void>>();
   let partFailure: { error: unknown } | undefined;
+  const cancelParts = new AbortController();
+  const callerSignal = options.signal;
+  let wakeOnCallerAbort: (() => void) | undefined;
+  const callerGaveUp = new Promise<void>((resolve) => (wakeOnCallerAbort = resolve));
+  const onCallerAbort = () => {
+    partFailure ??= { error: callerSignal!.reason };
+    wakeOnCallerAbort!();
+  };
+  callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
+  /** Resolves when a part settles, or when the caller gives up (then the failure is set). */
+  const partSettledOrCancelled = () => Promise.race([...inFlight, callerGaveUp]);
 
   const dispatch = async (buffer: Buffer, length: number): Promise<void> => {
-    while (inFlight.size >= concurrency && !partFailure) await Promise.race(inFlight);
+    while (inFlight.size >= concurrency && !partFailure) await partSettledOrCancelled();
     if (partFailure) throw partFailure.error;
     uploadId ??= await sink.begin();
     const partNumber = ++partsSent;
     if (partNumber > MAX_PARTS) throw new Error(`more than ${MAX_PARTS} parts of ${partSize} bytes`);
     const done: Promise<void> = sink
-      .sendPart(uploadId, partNumber, buffer.subarray(0, length))
+      .sendPart(uploadId, partNumber, buffer.subarray(0, length), cancelParts.signal)
       .then(
         (result) => void sent.push({ ...result, PartNumber: partNumber }),
         (error: unknown) => void (partFailure ??= { error }),
@@ -127,19 +154,34 @@ export async function writeInParts(
     const last = part!;
     part = undefined;
     await dispatch(last, filled);
-    await Promise.all(inFlight);
+    while (inFlight.size > 0 && !partFailure) await partSettledOrCancelled();
     if (partFailure) throw partFailure.error;
     sent.sort((a, b) => a.PartNumber - b.PartNumber);
     await sink.complete(uploadId!, sent);
     return { bytes: total, multipart: true };
   } catch (err) {
-    await Promise.all(inFlight);
-    if (uploadId !== undefined) await sink.abort(uploadId).catch(() => {});
+    const settled = Promise.all(inFlight);
+    await settledWithin(settled, PARTS_IN_FLIGHT_GRACE_MS);
+    // Cancelled requests settle at once (a part buffer is reused only once its request let go of it).
+    cancelParts.abort(err);
+    await settledWithin(settled, PARTS_IN_FLIGHT_GRACE_MS);
+    if (uploadId !== undefined) {
+      const id = uploadId;
+      await sink.abort(id).catch((error: unknown) => options.onAbortFailed?.(id, error));
+    }
     throw err;
   } finally {
+    callerSignal?.removeEventListener("abort", onCallerAbort);
     if (part) buffers.give(part);
     buffers.leave();
   }
+}
+
+/** Waits for `settled`, or `ms` at most. */
+async function settledWithin(settled: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /** Bodies up to this size are sent from the chunks they arrived in. */

@@ -5,7 +5,6 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
-  HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -16,12 +15,14 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
-import { unavailable } from "../files/errors.js";
+import { unavailable, UnsupportedByStore } from "../files/errors.js";
 import type { ByteRange, IncompleteWrite, ObjectStore, PutOptions, StoredObject, StoredSource } from "../files/ports.js";
 import { abortReason, destroyOnAbort, FirstError, guardBody } from "./abortable-body.js";
 import { PartBuffers } from "./part-buffers.js";
 import { MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, planPartSize } from "./part-size.js";
 import { writeInParts, type PartSink, type SentPart } from "./part-writer.js";
+import { checkBucket } from "./bucket.js";
+import { FALLBACKS, S3Capabilities } from "./s3-capabilities.js";
 import { fromS3Error, isS3NotFound } from "./s3-errors.js";
 
 export interface S3ObjectStoreOptions {
@@ -34,6 +35,18 @@ export interface S3ObjectStoreOptions {
   serverSideEncryption?: "AES256" | "aws:kms";
   /** Only with "aws:kms"; unset means the bucket's or account's default KMS key. */
   sseKmsKeyId?: string;
+  /** What the store was found not to implement; shared with the startup bucket check. */
+  capabilities?: S3Capabilities;
+  /** A failed or cancelled put whose multipart upload could not be aborted (the put fails with its own error). */
+  onAbortFailed?: (event: AbortFailure) => void;
+}
+
+export interface AbortFailure {
+  key: string;
+  uploadId: string;
+  error: unknown;
+  /** The store does not implement AbortMultipartUpload: the upload is left for its lifecycle rules. */
+  leftForLifecycle: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -49,8 +62,12 @@ export class S3ObjectStore implements ObjectStore {
   private readonly partConcurrency: number;
   private readonly sse: Pick<PutObjectCommandInput, "ServerSideEncryption" | "SSEKMSKeyId">;
   private readonly buffers: PartBuffers;
+  private readonly capabilities: S3Capabilities;
+  private readonly onAbortFailed: ((event: AbortFailure) => void) | undefined;
 
   constructor(options: S3ObjectStoreOptions) {
+    this.capabilities = options.capabilities ?? new S3Capabilities();
+    this.onAbortFailed = options.onAbortFailed;
     this.client = options.client;
     this.bucket = options.bucket;
     this.partSizeBytes = options.partSizeBytes ?? 8 * MiB;
@@ -74,19 +91,29 @@ export class S3ObjectStore implements ObjectStore {
     if (signal?.aborted) throw abortReason(signal);
     const failure = new FirstError();
     const partSize = planPartSize(this.partSizeBytes, options.sizeHint);
-    // The signal is not given to the S3 calls: cancelling a request mid-flight could leave a PUT to
-    // land later. Failing the body instead stops the reading, lets the parts in flight settle and
-    // then aborts the multipart upload.
+    // The signal cancels only part uploads (a part cut short is never stored, and the multipart
+    // upload is aborted right after). A PutObject or a complete is not cancelled mid-flight: it
+    // could still land later, so it is let finish and its object deleted.
     let written: { bytes: number; multipart: boolean };
     try {
       written = await writeInParts(
         guardBody(body, signal, failure),
-        { partSize, concurrency: this.partConcurrency, buffers: this.buffers },
+        {
+          partSize,
+          concurrency: this.partConcurrency,
+          buffers: this.buffers,
+          signal,
+          onAbortFailed: (uploadId, error) => this.abortFailed(key, uploadId, error),
+        },
         this.sinkFor(key, options.contentType),
       );
     } catch (err) {
       // A body error means nothing was completed (the multipart upload, if any, is aborted).
       if (failure.has) throw failure.error;
+      if (signal?.aborted) {
+        await this.deleteQuietly(key);
+        throw abortReason(signal);
+      }
       // A failed complete or PUT may still have landed (a timeout after S3 acted): do not leave it.
       await this.deleteQuietly(key);
       throw unavailable("object storage", err);
@@ -122,6 +149,8 @@ export class S3ObjectStore implements ObjectStore {
     if (sources.length === 0 || sources.length > MAX_PARTS) return undefined;
     if (sources.reduce((sum, s) => sum + s.bytes, 0) <= this.partSizeBytes) return undefined;
     if (sources.some((s, i) => s.bytes > MAX_PART_SIZE || (i < last && s.bytes < MIN_PART_SIZE))) return undefined;
+    // A store without UploadPartCopy: the caller streams the sources through instead.
+    if (!this.capabilities.has("UploadPartCopy")) return undefined;
     // No checksum algorithm on the upload: copies send no bytes to check, and a part copy need not
     // report a checksum that the complete would then have to repeat.
     const sink = this.sinkFor(key, options.contentType, { partChecksums: false });
@@ -139,8 +168,12 @@ export class S3ObjectStore implements ObjectStore {
       });
       await sink.complete(id, parts);
     } catch (err) {
-      if (uploadId !== undefined) await sink.abort(uploadId).catch(() => {});
+      if (uploadId !== undefined) {
+        const id = uploadId;
+        await sink.abort(id).catch((error: unknown) => this.abortFailed(key, id, error));
+      }
       await this.deleteQuietly(key);
+      if (this.capabilities.lacks("UploadPartCopy", err)) return undefined;
       // A missing source is the caller's to explain (which part is gone); anything else is S3 failing.
       if (isS3NotFound(err)) throw fromS3Error(err);
       throw unavailable("object storage", err);
@@ -155,7 +188,7 @@ export class S3ObjectStore implements ObjectStore {
 
   /** The S3 calls of one put. */
   private sinkFor(key: string, contentType: string, options: { partChecksums: boolean } = { partChecksums: true }): PartSink {
-    const { client, bucket, sse } = this;
+    const { client, bucket, sse, capabilities } = this;
     const target = { Bucket: bucket, Key: key };
     return {
       async putWhole(body) {
@@ -171,8 +204,11 @@ export class S3ObjectStore implements ObjectStore {
         if (!out.UploadId) throw new Error("CreateMultipartUpload returned no UploadId");
         return out.UploadId;
       },
-      async sendPart(uploadId, partNumber, body) {
-        const out = await client.send(new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.byteLength }));
+      async sendPart(uploadId, partNumber, body, signal) {
+        const out = await client.send(
+          new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.byteLength }),
+          { abortSignal: signal },
+        );
         if (!out.ETag) throw new Error(`UploadPart ${partNumber} returned no ETag`);
         return { ...partChecksums(out), ETag: out.ETag };
       },
@@ -180,7 +216,13 @@ export class S3ObjectStore implements ObjectStore {
         await client.send(new CompleteMultipartUploadCommand({ ...target, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
       },
       async abort(uploadId) {
-        await client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId }));
+        if (!capabilities.has("AbortMultipartUpload")) throw new UnsupportedByStore(FALLBACKS.AbortMultipartUpload);
+        try {
+          await client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId }));
+        } catch (err) {
+          if (capabilities.lacks("AbortMultipartUpload", err)) throw new UnsupportedByStore(FALLBACKS.AbortMultipartUpload, { cause: err });
+          throw err;
+        }
       },
     };
   }
@@ -229,13 +271,17 @@ export class S3ObjectStore implements ObjectStore {
 
   async ping(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      await checkBucket(this.client, this.bucket, this.capabilities);
     } catch (err) {
       throw unavailable("object storage", err);
     }
   }
 
-  /** ListObjectsV2, page by page; `pageSize` (S3's MaxKeys, at most 1000) is for tests of the paging. */
+  /**
+   * ListObjectsV2, page by page; `pageSize` (S3's MaxKeys, at most 1000) is for tests of the paging.
+   * Keys ending in "/" are left out: this service never writes one, and stores on a filesystem
+   * (s3proxy's filesystem provider, a console's "folders") list each directory as such a key.
+   */
   async *list(prefix: string, options: { pageSize?: number } = {}): AsyncGenerator<StoredObject> {
     let token: string | undefined;
     do {
@@ -243,7 +289,7 @@ export class S3ObjectStore implements ObjectStore {
         .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix || undefined, ContinuationToken: token, MaxKeys: options.pageSize }))
         .catch(storageUnavailable);
       for (const o of page.Contents ?? []) {
-        if (o.Key === undefined) continue;
+        if (o.Key === undefined || o.Key.endsWith("/")) continue;
         yield { key: o.Key, bytes: o.Size ?? 0, lastModified: unixSeconds(o.LastModified) };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -253,8 +299,12 @@ export class S3ObjectStore implements ObjectStore {
   /**
    * Multipart uploads never completed nor aborted (a put aborts its own on failure, so these
    * are left by a process that died). `lastModified` is that of the newest part, else the start.
+   * A part is never older than its upload's start on AWS; s3proxy reports the time of the listing
+   * as `Initiated`, which would make every abandoned upload look fresh, so the parts come first.
    */
   async *listIncomplete(prefix: string, options: { pageSize?: number } = {}): AsyncGenerator<IncompleteWrite> {
+    const unsupported = (cause?: unknown) => new UnsupportedByStore(FALLBACKS.ListMultipartUploads, { cause });
+    if (!this.capabilities.has("ListMultipartUploads")) throw unsupported();
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     for (;;) {
@@ -268,11 +318,14 @@ export class S3ObjectStore implements ObjectStore {
             MaxUploads: options.pageSize,
           }),
         )
-        .catch(storageUnavailable);
+        .catch((err: unknown) => {
+          if (this.capabilities.lacks("ListMultipartUploads", err)) throw unsupported(err);
+          return storageUnavailable(err);
+        });
       for (const u of page.Uploads ?? []) {
         if (u.Key === undefined || u.UploadId === undefined) continue;
         const newestPart = await this.newestPart(u.Key, u.UploadId);
-        yield { key: u.Key, id: u.UploadId, lastModified: Math.max(unixSeconds(u.Initiated), newestPart) };
+        yield { key: u.Key, id: u.UploadId, lastModified: newestPart > 0 ? newestPart : unixSeconds(u.Initiated) };
       }
       if (!page.IsTruncated || (!page.NextKeyMarker && !page.NextUploadIdMarker)) return;
       keyMarker = page.NextKeyMarker;
@@ -282,9 +335,11 @@ export class S3ObjectStore implements ObjectStore {
 
   async abortIncomplete(write: IncompleteWrite): Promise<void> {
     if (write.key === null) throw new Error("an S3 multipart upload always has a key");
+    if (!this.capabilities.has("AbortMultipartUpload")) throw new UnsupportedByStore(FALLBACKS.AbortMultipartUpload);
     try {
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: write.key, UploadId: write.id }));
     } catch (err) {
+      if (this.capabilities.lacks("AbortMultipartUpload", err)) throw new UnsupportedByStore(FALLBACKS.AbortMultipartUpload, { cause: err });
       if (!isS3NotFound(err)) throw unavailable("object storage", err); // NoSuchUpload: already gone
     }
   }
@@ -293,6 +348,7 @@ export class S3ObjectStore implements ObjectStore {
   private async newestPart(key: string, uploadId: string): Promise<number> {
     let newest = 0;
     let marker: string | undefined;
+    if (!this.capabilities.has("ListParts")) return 0;
     try {
       do {
         const page = await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
@@ -300,9 +356,19 @@ export class S3ObjectStore implements ObjectStore {
         marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
       } while (marker);
     } catch (err) {
+      if (this.capabilities.lacks("ListParts", err)) return 0;
       if (!isS3NotFound(err)) throw unavailable("object storage", err);
     }
     return newest;
+  }
+
+  /** Store features found missing so far (for tests and diagnostics). */
+  get unsupportedFeatures(): readonly string[] {
+    return this.capabilities.unsupported;
+  }
+
+  private abortFailed(key: string, uploadId: string, error: unknown): void {
+    this.onAbortFailed?.({ key, uploadId, error, leftForLifecycle: error instanceof UnsupportedByStore });
   }
 
   /** Best effort: the caller is already failing with a better error than this one. */

@@ -7,7 +7,7 @@ import http from "node:http";
 import { join } from "node:path";
 import OpenAI from "openai";
 import { describe, expect, it } from "vitest";
-import { createTestBucket, createTestDatabase, listAllKeys, listMultipartUploads, tempDir, testS3Endpoint } from "../support/env.js";
+import { createTestBucket, createTestDatabase, listAllKeys, listMultipartUploads, tempDir, testS3Endpoint, testS3Store } from "../support/env.js";
 import { runReconcile, writeConfigFile, type JsonReport, type MetadataStoreYaml } from "../support/reconcile-process.js";
 import { s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
 import { MiB } from "../support/test-helpers.js";
@@ -53,7 +53,7 @@ async function uploadUntilMultipartStarts(server: ServerProcess, bucket: string)
 }
 
 for (const [name, metadataStoreFor] of backends) {
-  describe(`SIGKILL mid-upload, on S3 (moto) with ${name}`, () => {
+  describe(`SIGKILL mid-upload, on S3 (${testS3Store()}) with ${name}`, () => {
     it("leaves no visible file, and reconcile finds and removes the unfinished upload", async () => {
       const bucket = await createTestBucket(`crash ${name}`);
       const config = s3ProviderConfig(testS3Endpoint(), bucket, await metadataStoreFor(`crash ${name}`), {

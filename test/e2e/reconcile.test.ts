@@ -14,7 +14,7 @@ import {
 } from "@aws-sdk/client-s3";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestBucket, createTestDatabase, listAllKeys, listMultipartUploads, tempDir, testS3Client, testS3Endpoint } from "../support/env.js";
+import { createTestBucket, createTestDatabase, listAllKeys, listMultipartUploads, tempDir, testS3Client, testS3Endpoint, testS3Store } from "../support/env.js";
 import { runReconcile, writeConfigFile, type JsonReport, type MetadataStoreYaml } from "../support/reconcile-process.js";
 import { REPO_ROOT, s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
 
@@ -69,7 +69,7 @@ describe("npm run reconcile", () => {
 });
 
 for (const [name, metadataStoreFor] of backends) {
-  describe(`reconcile on S3 (moto) with ${name}, key prefix ${PREFIX}`, () => {
+  describe(`reconcile on S3 (${testS3Store()}) with ${name}, key prefix ${PREFIX}`, () => {
     let bucket: string;
     let configPath: string;
     let server: ServerProcess;

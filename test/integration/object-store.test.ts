@@ -17,7 +17,7 @@ import { LocalFsObjectStore } from "../../src/storage/local-fs-object-store.js";
 import { createS3Client, signsPayloads } from "../../src/storage/s3-client.js";
 import { S3ObjectStore } from "../../src/storage/s3-object-store.js";
 import { objectStoreContract } from "../contract/object-store.contract.js";
-import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Client, testS3Endpoint } from "../support/env.js";
+import { createTestBucket, listAllKeys, listMultipartUploads, tempDir, testS3Client, testS3Endpoint, testS3Store } from "../support/env.js";
 import { MemoryObjectStore } from "../support/memory-object-store.js";
 import { freePort } from "../support/moto.js";
 import { startS3FaultProxy } from "../support/s3-fault-proxy.js";
@@ -43,7 +43,7 @@ afterAll(() => {
   for (const c of clients) c.destroy();
 });
 
-objectStoreContract("S3ObjectStore on moto", async () => {
+objectStoreContract(`S3ObjectStore on ${testS3Store()}`, async () => {
   const bucket = await createTestBucket("object-store-contract");
   return {
     store: new S3ObjectStore({ client: serviceClient(), bucket, partSizeBytes: PART, partConcurrency: 4 }),
@@ -110,7 +110,9 @@ describe("S3ObjectStore specifics", () => {
     for (const key of uploadKeys) ids.push(await startMultipart(client, bucket, key));
     await startMultipart(client, bucket, "outside");
     const writes = [];
-    for await (const w of store.listIncomplete("p/", { pageSize: 2 })) writes.push(w);
+    // s3proxy answers 501 to max-uploads and key-marker, and always lists every upload at once.
+    const uploadPages = testS3Store() === "s3proxy" ? {} : { pageSize: 2 };
+    for await (const w of store.listIncomplete("p/", uploadPages)) writes.push(w);
     expect(writes.map((w) => w.id).sort()).toEqual([...ids].sort());
     for (const w of writes) await store.abortIncomplete(w);
     expect((await listMultipartUploads(bucket)).map((u) => u.key)).toEqual(["outside"]);
@@ -200,7 +202,8 @@ describe("S3ObjectStore specifics", () => {
     }
   });
 
-  it("sets the content type and server-side encryption on single and multipart objects", async () => {
+  // s3proxy answers 501 NotImplemented to x-amz-server-side-encryption (README, "S3-compatible stores").
+  it.skipIf(testS3Store() === "s3proxy")("sets the content type and server-side encryption on single and multipart objects", async () => {
     const bucket = await createTestBucket("object-store-sse");
     const client = serviceClient();
     const store = new S3ObjectStore({ client, bucket, partSizeBytes: PART, serverSideEncryption: "AES256" });
@@ -282,7 +285,8 @@ describe("createS3Client", () => {
     }
   });
 
-  it("with AWS's default checksums (WHEN_SUPPORTED) and unsigned payloads, single and multipart puts and compose store the exact bytes", async () => {
+  // s3proxy answers 501 NotImplemented to the SDK's flexible checksums: it needs WHEN_REQUIRED, this service's default there.
+  it.skipIf(testS3Store() === "s3proxy")("with AWS's default checksums (WHEN_SUPPORTED) and unsigned payloads, single and multipart puts and compose store the exact bytes", async () => {
     const bucket = await createTestBucket("object-store-aws-defaults");
     const client = createS3Client({
       region: "us-east-1",
@@ -358,7 +362,8 @@ describe("ensureBucket", () => {
     await ensureBucket(client, bucket, { autoCreate: true, region: "us-east-1" });
   });
 
-  it("creates the bucket in the configured region outside us-east-1", async () => {
+  // s3proxy's filesystem provider has one location and refuses any LocationConstraint.
+  it.skipIf(testS3Store() === "s3proxy")("creates the bucket in the configured region outside us-east-1", async () => {
     const client = serviceClient("eu-west-1");
     const bucket = `t-auto-eu-${randomUUID()}`;
     await ensureBucket(client, bucket, { autoCreate: true, region: "eu-west-1" });

@@ -20,6 +20,11 @@ export function testS3Endpoint(): string {
   return endpoint;
 }
 
+/** The S3 implementation behind testS3Endpoint(): "moto", "s3proxy", or "external" (S3_TEST_ENDPOINT). */
+export function testS3Store(): "moto" | "s3proxy" | "external" {
+  return inject("s3Store") ?? "moto";
+}
+
 export function testPgUrl(): string {
   const url = inject("pgUrl");
   if (!url) throw new Error("pgUrl was not provided: is test/support/global-setup.ts configured as globalSetup?");
@@ -71,21 +76,37 @@ export async function createTestBucket(label: string): Promise<string> {
   return name;
 }
 
-/** Every object key in `bucket` (under `prefix`), following continuation tokens. */
+/**
+ * Every object key in `bucket` (under `prefix`), following continuation tokens: the objects S3
+ * holds, as AWS lists them. s3proxy's filesystem provider also lists each directory as a key
+ * ending in "/", and each multipart upload in progress as `<uploadId>` and `.mpus-<uploadId>-...`
+ * keys: those are left out (an upload left open is what `listMultipartUploads` is for).
+ */
 export async function listAllKeys(bucket: string, prefix?: string): Promise<string[]> {
   const client = testS3Client();
   const keys: string[] = [];
+  const s3proxy = testS3Store() === "s3proxy";
+  const openUploads = s3proxy ? new Set((await listMultipartUploads(bucket)).map((u) => u.uploadId)) : undefined;
   try {
     let token: string | undefined;
     do {
       const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const o of page.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key);
+      for (const o of page.Contents ?? []) {
+        if (o.Key === undefined || (s3proxy && isS3ProxyArtefact(o.Key, openUploads!))) continue;
+        keys.push(o.Key);
+      }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   } finally {
     client.destroy();
   }
   return keys;
+}
+
+function isS3ProxyArtefact(key: string, openUploads: Set<string>): boolean {
+  if (key.endsWith("/") || openUploads.has(key)) return true;
+  const upload = /^\.mpus-([0-9a-f-]{36})-/.exec(key);
+  return upload !== null && openUploads.has(upload[1]!);
 }
 
 /** Every multipart upload still in progress in `bucket`. */

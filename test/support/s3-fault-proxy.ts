@@ -34,8 +34,10 @@ export type S3Operation =
  * - `slow-down`: answer 503 with S3's SlowDown error body, without forwarding (S3 does nothing).
  * - `stall`: read the request, forward nothing, never answer (until the client gives up).
  * - `stall-after-upstream`: forward the request, so S3 acts on it, and withhold the answer.
+ * - `not-implemented`: answer 501 with S3's NotImplemented error body, as stores without the
+ *   operation do (ListMultipartUploads, UploadPartCopy... on some S3-compatible servers).
  */
-export type Fault = "slow-down" | "stall" | "stall-after-upstream";
+export type Fault = "slow-down" | "stall" | "stall-after-upstream" | "not-implemented";
 
 export interface FaultRule {
   operation: S3Operation;
@@ -44,6 +46,8 @@ export interface FaultRule {
   times?: number;
   /** Only requests whose object key matches (for example /\/uploads\//). */
   key?: RegExp;
+  /** Only requests that copy (true: UploadPartCopy, CopyObject) or only those that do not (false). */
+  copies?: boolean;
 }
 
 export interface ProxiedRequest {
@@ -105,14 +109,19 @@ export function classify(method: string, url: string): { operation: S3Operation;
   return { operation: "Other", key };
 }
 
-function slowDownBody(key: string): string {
+function errorBody(code: string, message: string, key: string): string {
   const id = randomBytes(8).toString("hex").toUpperCase();
   return (
     '<?xml version="1.0" encoding="UTF-8"?>\n' +
-    `<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><Resource>/${key}</Resource>` +
+    `<Error><Code>${code}</Code><Message>${message}</Message><Resource>/${key}</Resource>` +
     `<RequestId>${id}</RequestId><HostId>fault-proxy</HostId></Error>`
   );
 }
+
+const FAULT_ANSWERS = {
+  "slow-down": { status: 503, code: "SlowDown", message: "Please reduce your request rate." },
+  "not-implemented": { status: 501, code: "NotImplemented", message: "A header you provided implies functionality that is not implemented." },
+} as const;
 
 /** Starts the proxy on a free loopback port, forwarding to `upstream` (http://host:port). */
 export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy> {
@@ -123,8 +132,10 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
   const sockets = new Set<Socket>();
   const agent = new http.Agent({ keepAlive: true });
 
-  const takeFault = (operation: S3Operation, key: string): Fault | undefined => {
-    const rule = rules.find((r) => r.left > 0 && r.operation === operation && (r.key === undefined || r.key.test(key)));
+  const takeFault = (operation: S3Operation, key: string, copies: boolean): Fault | undefined => {
+    const rule = rules.find(
+      (r) => r.left > 0 && r.operation === operation && (r.key === undefined || r.key.test(key)) && (r.copies === undefined || r.copies === copies),
+    );
     if (!rule) return undefined;
     rule.left--;
     return rule.fault;
@@ -153,15 +164,16 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
       ...(req.headers["x-amz-copy-source"] !== undefined && { copies: true }),
     };
     log.push(entry);
-    const fault = takeFault(operation, key);
+    const fault = takeFault(operation, key, req.headers["x-amz-copy-source"] !== undefined);
     if (fault !== undefined) entry.fault = fault;
 
-    if (fault === "slow-down") {
+    if (fault === "slow-down" || fault === "not-implemented") {
+      const answer = FAULT_ANSWERS[fault];
       req.resume();
       req.once("end", () => {
-        const body = slowDownBody(key);
-        entry.status = 503;
-        res.writeHead(503, { "content-type": "application/xml", "content-length": Buffer.byteLength(body), "x-amz-request-id": "fault-proxy" });
+        const body = errorBody(answer.code, answer.message, key);
+        entry.status = answer.status;
+        res.writeHead(answer.status, { "content-type": "application/xml", "content-length": Buffer.byteLength(body), "x-amz-request-id": "fault-proxy" });
         res.end(req.method === "HEAD" ? undefined : body);
       });
       return;

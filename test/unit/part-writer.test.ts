@@ -205,3 +205,68 @@ describe("writeInParts", () => {
     expect(rec.calls).toEqual(["begin"]);
   });
 });
+
+describe("writeInParts when a part is never answered", () => {
+  /** A sink whose part `stuck` never settles unless its signal is aborted (a store that never answers). */
+  function stuckSink(stuck: number, abortFails = false) {
+    const calls: string[] = [];
+    const sink: PartSink = {
+      async putWhole() {
+        calls.push("put");
+      },
+      async begin() {
+        return "upload-1";
+      },
+      sendPart(_id, partNumber, _body, signal) {
+        calls.push(`part ${partNumber}`);
+        if (partNumber !== stuck) return Promise.resolve({ ETag: `"etag-${partNumber}"` });
+        return new Promise<SentPart>((_resolve, reject) => {
+          signal.addEventListener("abort", () => {
+            calls.push(`part ${partNumber} cancelled`);
+            reject(new Error("request cancelled"));
+          });
+        });
+      },
+      async complete() {
+        calls.push("complete");
+      },
+      async abort() {
+        calls.push("abort");
+        if (abortFails) throw new Error("abort refused");
+      },
+    };
+    return { sink, calls };
+  }
+
+  it("aborts the upload within the grace period once the caller's signal fires, cancelling the part", async () => {
+    const { sink, calls } = stuckSink(1);
+    const controller = new AbortController();
+    const reason = new Error("client cancelled");
+    const body = (async function* () {
+      yield randomBytes(PART * 2 + 10); // two full parts and a bit: the body ends, part 1 hangs
+    })();
+    setTimeout(() => controller.abort(reason), 50);
+    const started = Date.now();
+    await expect(writeInParts(body, { partSize: PART, concurrency: 4, signal: controller.signal }, sink)).rejects.toBe(reason);
+    const took = Date.now() - started;
+    expect(took).toBeLessThan(3_500); // the 2 s grace, then the cancel
+    expect(took).toBeGreaterThanOrEqual(1_900); // the answered parts got their grace first
+    expect(calls).not.toContain("complete");
+    expect(calls.slice(-2)).toEqual(["part 1 cancelled", "abort"]);
+  });
+
+  it("reports an abort that fails, and still rejects with the caller's reason", async () => {
+    const { sink } = stuckSink(2, true);
+    const controller = new AbortController();
+    const reason = new Error("client cancelled");
+    const failures: unknown[] = [];
+    const body = (async function* () {
+      yield randomBytes(PART * 3 + 1);
+    })();
+    setTimeout(() => controller.abort(reason), 20);
+    await expect(
+      writeInParts(body, { partSize: PART, concurrency: 4, signal: controller.signal, onAbortFailed: (id, err) => failures.push([id, (err as Error).message]) }, sink),
+    ).rejects.toBe(reason);
+    expect(failures).toEqual([["upload-1", "abort refused"]]);
+  });
+});

@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
+import { UnsupportedByStore } from "../../src/files/errors.js";
 import { FilesService } from "../../src/files/files-service.js";
 import { newFileId, newPartId, newUploadId } from "../../src/files/ids.js";
 import type { Clock } from "../../src/files/ports.js";
@@ -247,5 +248,29 @@ describe("Reconciler (in-memory adapters)", () => {
     expect(() => reconciler({ graceSeconds: -1 })).toThrow(RangeError);
     expect(() => reconciler({ graceSeconds: 1.5 })).toThrow(RangeError);
     expect(() => reconciler({ graceSeconds: 0 })).not.toThrow();
+  });
+
+  it("reports orphan objects when the store cannot list unfinished writes, and counts that as a problem", async () => {
+    const orphan = `${P}${newFileId()}`;
+    await putRaw(orphan, 2 * HOUR);
+    store.listIncomplete = () => {
+      throw new UnsupportedByStore("unfinished writes cannot be listed on this store");
+    };
+    const r = reconciler();
+    const report = await r.scan();
+    expect(report.orphanObjects.map((o) => o.key)).toEqual([orphan]);
+    expect(report.incompleteWrites).toEqual([]);
+    expect(report.incompleteWritesUnlisted).toBe("unfinished writes cannot be listed on this store");
+    expect(problemCount(report)).toBe(2);
+    const repair = await r.repair(report);
+    expect(repair.deletedObjects).toEqual([orphan]);
+    expect(repairedAll(repair)).toBe(true); // the command still exits 1: the listing was not possible
+  });
+
+  it("still fails on any other listing error", async () => {
+    store.listIncomplete = () => {
+      throw new Error("connection reset");
+    };
+    await expect(reconciler().scan()).rejects.toThrow("connection reset");
   });
 });
