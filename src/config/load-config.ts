@@ -1,3 +1,5 @@
+import { AccessPolicyError, parseAccessPolicy, POLICY_PRESETS, type AccessPolicy } from "../files/access-policy.js";
+import { DEFAULT_CLAIMS_MAPPING } from "../auth/jwt.js";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
@@ -73,7 +75,7 @@ export function loadConfig(sources: ConfigSources): Config {
     throw new ConfigError(`port '${port}' is not a port number (0-65535)`);
   }
   const common = {
-    auth: authConfig(server.auth),
+    auth: authConfig(server.auth, where),
     server: {
       host: sources.host ?? server.host ?? "127.0.0.1",
       port: portNumber,
@@ -187,11 +189,21 @@ function tlsConfig(tls: ServerYaml["tls"]): TlsConfig | undefined {
   };
 }
 
-function authConfig(auth: ServerYaml["auth"]): AuthConfig | undefined {
+function authConfig(auth: ServerYaml["auth"], where: string): AuthConfig | undefined {
   if (auth === undefined) return undefined;
   const jwt = auth.jwt;
+  const policy = auth.access_policy ?? "owner_only";
+  let accessPolicy: AccessPolicy;
+  try {
+    accessPolicy = typeof policy === "string" ? POLICY_PRESETS[policy] : parseAccessPolicy(policy);
+  } catch (err) {
+    if (err instanceof AccessPolicyError) throw new ConfigError(`invalid configuration in ${where}:\n  server.auth.${err.message}`);
+    throw err;
+  }
   return {
-    apiKeys: auth.api_keys ?? [],
+    apiKeys: (auth.api_keys ?? []).map(({ key, principal, attributes }) => ({ key, principal, ...(attributes && { attributes }) })),
+    accessPolicy,
+    accessPolicyName: typeof policy === "string" ? policy : "custom",
     jwt: jwt && {
       jwksUrl: jwt.jwks_url,
       publicKey: jwt.public_key,
@@ -199,6 +211,7 @@ function authConfig(auth: ServerYaml["auth"]): AuthConfig | undefined {
       audience: jwt.audience,
       principalClaim: jwt.principal_claim ?? "sub",
       clockToleranceSeconds: jwt.clock_tolerance_seconds,
+      claimsMapping: jwt.claims_mapping ?? { ...DEFAULT_CLAIMS_MAPPING },
     },
   };
 }

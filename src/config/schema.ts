@@ -116,6 +116,8 @@ const apiKeySchema = z.strictObject({
   // At least 16 characters: a short key can be guessed. Empty usually means an unset ${env.X}.
   key: z.string().min(16, "key must be at least 16 characters (is its environment variable set?)"),
   principal: z.string().min(1).max(255).regex(/^[^\u0000-\u001f\u007f]+$/, "principal must not contain control characters"),
+  // For the access policy, as Llama Stack's users carry them: {roles: [...], teams: [...], ...}.
+  attributes: optional(z.record(z.string().min(1), z.array(z.string()), { error: "attributes must map names to lists of strings, e.g. teams: [ml]" })),
 });
 
 const jwtSchema = z
@@ -126,6 +128,8 @@ const jwtSchema = z
     audience: z.string({ error: "audience is required" }).min(1),
     principal_claim: optional(z.string().min(1)),
     clock_tolerance_seconds: optional(int(0, 600)),
+    // Claim → attribute, Llama Stack's oauth2 claims_mapping; unset: its default.
+    claims_mapping: optional(z.record(z.string().min(1), z.string().min(1, "a claims_mapping value cannot be empty"))),
   })
   .refine((jwt) => (jwt.jwks_url === undefined) !== (jwt.public_key === undefined), {
     message: "give exactly one of jwks_url or public_key",
@@ -135,6 +139,8 @@ const authSchema = z
   .strictObject({
     api_keys: optional(z.array(apiKeySchema)),
     jwt: optional(jwtSchema),
+    // A preset name, or Llama Stack's rule list verbatim; checked by access-policy.ts.
+    access_policy: optional(z.union([z.enum(["owner_only", "llama_stack_default"], { error: 'access_policy must be "owner_only", "llama_stack_default" or a list of rules' }), z.array(z.unknown())])),
   })
   .refine((auth) => (auth.api_keys?.length ?? 0) > 0 || auth.jwt !== undefined, {
     message: "auth needs api_keys or jwt (remove the auth block to run without authentication)",
