@@ -1,4 +1,4 @@
-import { AccessPolicyError, parseAccessPolicy, POLICY_PRESETS, type AccessPolicy } from "../files/access-policy.js";
+import { AccessPolicyError, parseAccessPolicy, POLICY_PRESETS, type AccessPolicy, type PolicyPreset } from "../files/access-policy.js";
 import { DEFAULT_CLAIMS_MAPPING } from "../auth/jwt.js";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
@@ -194,8 +194,13 @@ function authConfig(auth: ServerYaml["auth"], where: string): AuthConfig | undef
   const jwt = auth.jwt;
   const policy = auth.access_policy ?? "owner_only";
   let accessPolicy: AccessPolicy;
+  if (typeof policy === "string" && !Object.hasOwn(POLICY_PRESETS, policy)) {
+    throw new ConfigError(
+      `invalid configuration in ${where}:\n  server.auth.access_policy: access_policy must be "owner_only", "llama_stack_default" or a list of rules (not '${policy}')`,
+    );
+  }
   try {
-    accessPolicy = typeof policy === "string" ? POLICY_PRESETS[policy] : parseAccessPolicy(policy);
+    accessPolicy = typeof policy === "string" ? POLICY_PRESETS[policy as PolicyPreset] : parseAccessPolicy(policy);
   } catch (err) {
     if (err instanceof AccessPolicyError) throw new ConfigError(`invalid configuration in ${where}:\n  server.auth.${err.message}`);
     throw err;

@@ -140,7 +140,9 @@ const authSchema = z
     api_keys: optional(z.array(apiKeySchema)),
     jwt: optional(jwtSchema),
     // A preset name, or Llama Stack's rule list verbatim; checked by access-policy.ts.
-    access_policy: optional(z.union([z.enum(["owner_only", "llama_stack_default"], { error: 'access_policy must be "owner_only", "llama_stack_default" or a list of rules' }), z.array(z.unknown())])),
+    access_policy: optional(
+      z.union([z.string(), z.array(z.unknown())], { error: 'access_policy must be "owner_only", "llama_stack_default" or a list of rules' }),
+    ),
   })
   .refine((auth) => (auth.api_keys?.length ?? 0) > 0 || auth.jwt !== undefined, {
     message: "auth needs api_keys or jwt (remove the auth block to run without authentication)",

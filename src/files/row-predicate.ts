@@ -36,13 +36,13 @@ const isConst = (p: RowPredicate, value: boolean) => p.t === "const" && p.value 
 
 export function and(...of: RowPredicate[]): RowPredicate {
   if (of.some((p) => isConst(p, false))) return FALSE;
-  const rest = of.filter((p) => !isConst(p, true));
+  const rest = of.filter((p) => !isConst(p, true)).flatMap((p) => (p.t === "and" ? p.of : [p]));
   return rest.length === 0 ? TRUE : rest.length === 1 ? rest[0]! : { t: "and", of: rest };
 }
 
 export function or(...of: RowPredicate[]): RowPredicate {
   if (of.some((p) => isConst(p, true))) return TRUE;
-  const rest = of.filter((p) => !isConst(p, false));
+  const rest = of.filter((p) => !isConst(p, false)).flatMap((p) => (p.t === "or" ? p.of : [p]));
   return rest.length === 0 ? FALSE : rest.length === 1 ? rest[0]! : { t: "or", of: rest };
 }
 
