@@ -11,12 +11,24 @@ export interface Authenticator {
    */
   authenticate(authorization: string | undefined, certificatePrincipal?: string): Promise<string>;
   /** As authenticate, with the caller's attributes (from API key config, JWT claims, or a custom endpoint). */
-  identify?(authorization: string | undefined, certificatePrincipal?: string): Promise<User>;
+  identify?(authorization: string | undefined, certificatePrincipal?: string, request?: RequestContext): Promise<User>;
+}
+
+/** The request being authenticated, for authenticators that decide by it (the custom endpoint). */
+export interface RequestContext {
+  method: string;
+  path: string;
+  params?: Record<string, string[]>;
 }
 
 /** The caller with its attributes, from any Authenticator (one without identify gives none). */
-export async function identifyCaller(authenticator: Authenticator, authorization: string | undefined, certificatePrincipal?: string): Promise<User> {
-  if (authenticator.identify) return authenticator.identify(authorization, certificatePrincipal);
+export async function identifyCaller(
+  authenticator: Authenticator,
+  authorization: string | undefined,
+  certificatePrincipal?: string,
+  request?: RequestContext,
+): Promise<User> {
+  if (authenticator.identify) return authenticator.identify(authorization, certificatePrincipal, request);
   return { principal: await authenticator.authenticate(authorization, certificatePrincipal), attributes: null };
 }
 
@@ -29,7 +41,7 @@ export interface TokenVerifier {
   /** The principal for `token`, or undefined when this verifier does not know it. */
   verify(token: string): Promise<string | undefined>;
   /** As verify, with the principal's attributes; verifiers without it give none. */
-  identify?(token: string): Promise<User | undefined>;
+  identify?(token: string, request?: RequestContext): Promise<User | undefined>;
 }
 
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
@@ -42,7 +54,7 @@ export class BearerAuthenticator implements Authenticator {
     return (await this.identify(authorization)).principal;
   }
 
-  async identify(authorization: string | undefined): Promise<User> {
+  async identify(authorization: string | undefined, _certificatePrincipal?: string, request?: RequestContext): Promise<User> {
     if (authorization === undefined || authorization.trim() === "") {
       throw new AuthenticationError("Missing credentials: send 'Authorization: Bearer <API key or token>'");
     }
@@ -50,7 +62,7 @@ export class BearerAuthenticator implements Authenticator {
     if (token === undefined) throw new AuthenticationError("The Authorization header must be 'Bearer <API key or token>'");
     for (const verifier of this.verifiers) {
       if (verifier.identify) {
-        const user = await verifier.identify(token);
+        const user = await verifier.identify(token, request);
         if (user !== undefined) return user;
         continue;
       }
@@ -76,12 +88,12 @@ export class CertificateAuthenticator implements Authenticator {
     return (await this.identify(authorization, certificatePrincipal)).principal;
   }
 
-  async identify(authorization: string | undefined, certificatePrincipal?: string): Promise<User> {
+  async identify(authorization: string | undefined, certificatePrincipal?: string, request?: RequestContext): Promise<User> {
     const hasToken = authorization !== undefined && authorization.trim() !== "";
     if (certificatePrincipal !== undefined && (this.precedence === "certificate" || !hasToken || !this.bearer)) {
       return { principal: certificatePrincipal, attributes: null };
     }
-    if (this.bearer && hasToken) return identifyCaller(this.bearer, authorization);
+    if (this.bearer && hasToken) return identifyCaller(this.bearer, authorization, undefined, request);
     throw new AuthenticationError(
       this.bearer
         ? "Missing credentials: connect with a client certificate, or send 'Authorization: Bearer <API key or token>'"

@@ -120,6 +120,8 @@ export interface TlsConfig {
 export interface AuthConfig {
   apiKeys: Array<{ key: string; principal: string; attributes?: Attributes }>;
   /** Who may do what (see files/access-policy.ts). */
+  /** Tokens no API key or JWT claims go to this endpoint (see auth/custom.ts). */
+  custom?: { endpoint: string; timeoutMs: number; cacheTtlMs: number; cacheMaxEntries: number };
   /** Unset: owner_only. */
   accessPolicy?: AccessPolicy;
   /** "owner_only" (the default), "llama_stack_default", or "custom" (rules from the config). */

@@ -135,17 +135,26 @@ const jwtSchema = z
     message: "give exactly one of jwks_url or public_key",
   });
 
+/** Llama Stack's `custom` provider: the token goes to an endpoint that answers {principal, attributes}. */
+const customAuthSchema = z.strictObject({
+  endpoint: z.url({ error: "endpoint must be a URL (http:// or https://)" }),
+  timeout_seconds: optional(seconds(120)),
+  cache_ttl_seconds: optional(int(0, 24 * 3600)),
+  cache_max_entries: optional(int(0, 1_000_000)),
+});
+
 const authSchema = z
   .strictObject({
     api_keys: optional(z.array(apiKeySchema)),
     jwt: optional(jwtSchema),
+    custom: optional(customAuthSchema),
     // A preset name, or Llama Stack's rule list verbatim; checked by access-policy.ts.
     access_policy: optional(
       z.union([z.string(), z.array(z.unknown())], { error: 'access_policy must be "owner_only", "llama_stack_default" or a list of rules' }),
     ),
   })
-  .refine((auth) => (auth.api_keys?.length ?? 0) > 0 || auth.jwt !== undefined, {
-    message: "auth needs api_keys or jwt (remove the auth block to run without authentication)",
+  .refine((auth) => (auth.api_keys?.length ?? 0) > 0 || auth.jwt !== undefined || auth.custom !== undefined, {
+    message: "auth needs api_keys or jwt, or a custom endpoint (remove the auth block to run without authentication)",
   })
   .refine((auth) => new Set(auth.api_keys?.map((k) => k.key)).size === (auth.api_keys?.length ?? 0), {
     message: "api_keys: the same key appears twice",

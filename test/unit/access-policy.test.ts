@@ -138,7 +138,8 @@ describe("server.auth.access_policy in the config", () => {
   };
 
   it("defaults to owner_only; takes the preset name or Llama Stack's rules", () => {
-    expect(load("").auth).toMatchObject({ accessPolicy: OWNER_ONLY_POLICY, accessPolicyName: "owner_only" });
+    expect(load("").auth!.accessPolicy).toBeUndefined(); // the app's default: owner_only
+    expect(load("    access_policy: owner_only\n").auth).toMatchObject({ accessPolicy: OWNER_ONLY_POLICY, accessPolicyName: "owner_only" });
     expect(load("    access_policy: llama_stack_default\n").auth).toMatchObject({ accessPolicy: LLAMA_STACK_DEFAULT_POLICY, accessPolicyName: "llama_stack_default" });
     expect(load("    access_policy: []\n").auth!.accessPolicy).toEqual([]);
     const custom = load("    access_policy:\n      - permit: { actions: [read] }\n        when: user in owners teams\n        description: teammates read\n").auth!;

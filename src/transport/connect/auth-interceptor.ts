@@ -16,7 +16,10 @@ export function authInterceptor(authenticator: Authenticator): Interceptor {
     if (OPEN_SERVICES.has(req.service.typeName)) return next(req);
     let user: User;
     try {
-      user = await identifyCaller(authenticator, req.header.get("authorization") ?? undefined, req.contextValues.get(CERTIFICATE_PRINCIPAL));
+      user = await identifyCaller(authenticator, req.header.get("authorization") ?? undefined, req.contextValues.get(CERTIFICATE_PRINCIPAL), {
+        method: req.requestMethod,
+        path: `/${req.service.typeName}/${req.method.name}`,
+      });
     } catch (err) {
       if (err instanceof AuthenticationError) throw new ConnectError(err.message, Code.Unauthenticated);
       throw err;

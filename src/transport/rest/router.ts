@@ -78,7 +78,7 @@ export async function serveRest(req: HttpRequest, res: HttpResponse, deps: RestD
   if (!match) return false;
   const observed = observeRequest(req, res, match.r.path, deps.logger, deps.metrics);
   try {
-    const principal = await authenticate(req, res, deps.authenticator);
+    const principal = await authenticate(req, res, deps.authenticator, url);
     observed.principal = principal?.principal ?? null;
     const methods = Object.keys(match.r.methods);
     const handler = match.r.methods[req.method ?? ""];
@@ -94,10 +94,16 @@ export async function serveRest(req: HttpRequest, res: HttpResponse, deps: RestD
 }
 
 /** Every REST route needs a token once authentication is on; the answer to a bad one is OpenAI's 401. */
-async function authenticate(req: HttpRequest, res: HttpResponse, authenticator: Authenticator | undefined): Promise<User | null> {
+async function authenticate(req: HttpRequest, res: HttpResponse, authenticator: Authenticator | undefined, url: URL): Promise<User | null> {
   if (!authenticator) return null;
+  const params: Record<string, string[]> = {};
+  for (const [name, value] of url.searchParams) (params[name] ??= []).push(value);
   try {
-    return await identifyCaller(authenticator, req.headers.authorization, peerPrincipalOf(req.socket));
+    return await identifyCaller(authenticator, req.headers.authorization, peerPrincipalOf(req.socket), {
+      method: req.method ?? "",
+      path: url.pathname,
+      params,
+    });
   } catch (err) {
     if (!(err instanceof AuthenticationError)) throw err;
     res.setHeader("www-authenticate", 'Bearer realm="files"');
