@@ -1,6 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { AuthenticationError, identifyCaller, type Authenticator } from "../../auth/authenticator.js";
 import type { User } from "../../files/access-policy.js";
+import { isFilesError } from "../../files/errors.js";
 import { CALLER, CERTIFICATE_PRINCIPAL, PRINCIPAL } from "./principal.js";
 
 /** Health checks answer load balancers and orchestrators, which carry no tokens. */
@@ -22,6 +23,8 @@ export function authInterceptor(authenticator: Authenticator): Interceptor {
       });
     } catch (err) {
       if (err instanceof AuthenticationError) throw new ConnectError(err.message, Code.Unauthenticated);
+      // An authentication endpoint that does not answer: the caller may retry, it is not refused.
+      if (isFilesError(err) && err.code === "unavailable") throw new ConnectError(err.message, Code.Unavailable);
       throw err;
     }
     req.contextValues.set(PRINCIPAL, user.principal);
