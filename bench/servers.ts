@@ -196,7 +196,7 @@ export const referenceDbPath = (dir: string): string => join(dir, "sql_store.db"
  * provider's settings filled in, the stores under `dir` rather than ~/.llama, and
  * server.host set: by default it binds every interface.
  */
-function referenceConfig(dir: string, s3: S3Settings, bucket: string): object {
+function referenceConfig(dir: string, s3: S3Settings, bucket: string, auth?: object): object {
   return {
     version: 2,
     distro_name: "files-bench-reference",
@@ -231,7 +231,8 @@ function referenceConfig(dir: string, s3: S3Settings, bucket: string): object {
         connectors: { namespace: "connectors", backend: "kv_default" },
       },
     },
-    server: { host: "127.0.0.1", port: 8321, workers: 1 },
+    // `auth`: Llama Stack's server.auth (provider_config, access_policy), for tests that need its users.
+    server: { host: "127.0.0.1", port: 8321, workers: 1, ...(auth && { auth }) },
   };
 }
 
@@ -246,10 +247,10 @@ async function answers(url: string): Promise<boolean> {
 }
 
 /** Writes the reference's config under `dir` (once) and starts it; resolves when /v1/health answers. */
-export async function startReference(venvDir: string, dir: string, s3: S3Settings, bucket: string): Promise<ServiceProcess> {
+export async function startReference(venvDir: string, dir: string, s3: S3Settings, bucket: string, auth?: object): Promise<ServiceProcess> {
   await mkdir(join(dir, "home"), { recursive: true });
   const configPath = join(dir, "run.yaml");
-  await writeFile(configPath, stringify(referenceConfig(dir, s3, bucket)));
+  await writeFile(configPath, stringify(referenceConfig(dir, s3, bucket, auth)));
   for (let attempt = 1; ; attempt++) {
     try {
       return await startReferenceOnce(venvDir, dir, configPath);

@@ -7,6 +7,8 @@ import type { FileRepository, ObjectStore, UploadRepository } from "./files/port
 import { Reaper } from "./files/reaper.js";
 import { openMetadata } from "./metadata/open.js";
 import { FilesMetrics } from "./observability/metrics.js";
+import { AccessControl, FILE_RESOURCE_TYPE } from "./files/access-control.js";
+import { OWNER_ONLY_POLICY } from "./files/access-policy.js";
 import { openAuthenticator } from "./auth/open-authenticator.js";
 import { openObjectStore } from "./storage/open-store.js";
 import { timedFileRepository, timedUploadRepository } from "./observability/timed-repositories.js";
@@ -56,7 +58,22 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
   const keyPrefix = config.storage.type === "remote::s3" ? config.storage.keyPrefix : "";
   const onOrphanedObject = (key: string, err: unknown) => logger.warn({ key, err }, "could not remove an object; reconcile will find it");
   const defaultTtls = config.expiry.defaultTtlSeconds;
+  // One line per refusal: who, what, on which file or upload, and the rule that decided.
+  const access = new AccessControl(config.auth?.accessPolicy ?? OWNER_ONLY_POLICY, (refusal) =>
+    logger.warn(
+      {
+        principal: refusal.principal,
+        action: refusal.action,
+        [refusal.resourceType === FILE_RESOURCE_TYPE ? "file_id" : "upload_id"]: refusal.resourceId,
+        rule: refusal.rule,
+        rule_description: refusal.reason,
+        policy: config.auth?.accessPolicyName ?? "owner_only",
+      },
+      "access denied",
+    ),
+  );
   const files = new FilesService({
+    access,
     store,
     repository,
     keyPrefix,

@@ -1,9 +1,12 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { Attributes, User } from "../files/access-policy.js";
 import type { TokenVerifier } from "./authenticator.js";
 
 export interface ApiKey {
   key: string;
   principal: string;
+  /** For the access policy: roles, teams, projects, namespaces (or any other name). */
+  attributes?: Attributes;
 }
 
 /**
@@ -11,17 +14,21 @@ export interface ApiKey {
  * compared on every call, so neither a key's length nor its position leaks through timing.
  */
 export class ApiKeyVerifier implements TokenVerifier {
-  private readonly digests: ReadonlyArray<{ digest: Buffer; principal: string }>;
+  private readonly digests: ReadonlyArray<{ digest: Buffer; user: User }>;
 
   constructor(keys: readonly ApiKey[]) {
-    this.digests = keys.map(({ key, principal }) => ({ digest: sha256(key), principal }));
+    this.digests = keys.map(({ key, principal, attributes }) => ({ digest: sha256(key), user: { principal, attributes: attributes ?? null } }));
   }
 
   async verify(token: string): Promise<string | undefined> {
+    return (await this.identify(token))?.principal;
+  }
+
+  async identify(token: string): Promise<User | undefined> {
     const presented = sha256(token);
-    let match: string | undefined;
-    for (const { digest, principal } of this.digests) {
-      if (timingSafeEqual(presented, digest) && match === undefined) match = principal;
+    let match: User | undefined;
+    for (const { digest, user } of this.digests) {
+      if (timingSafeEqual(presented, digest) && match === undefined) match = user;
     }
     return match;
   }

@@ -1,6 +1,51 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
+import type { Attributes, User } from "../files/access-policy.js";
 import { AuthenticationError, type TokenVerifier } from "./authenticator.js";
+
+/** Llama Stack's default claims_mapping (claim → attribute), as its oauth2 provider has it. */
+export const DEFAULT_CLAIMS_MAPPING: Readonly<Record<string, string>> = {
+  sub: "roles",
+  username: "roles",
+  groups: "teams",
+  team: "teams",
+  project: "projects",
+  tenant: "namespaces",
+  namespace: "namespaces",
+};
+
+/**
+ * Llama Stack's get_attributes_from_claims: each mapped claim (found by dotted path, then as a
+ * literal key) adds its values to the attribute: a list as it is, a string split on whitespace.
+ */
+export function attributesFromClaims(claims: Record<string, unknown>, mapping: Readonly<Record<string, string>>): Attributes {
+  const attributes: Attributes = {};
+  for (const [claimKey, attribute] of Object.entries(mapping)) {
+    let claim: unknown = claims;
+    for (const key of claimKey.split(".")) {
+      if (isObject(claim) && Object.prototype.hasOwnProperty.call(claim, key)) claim = claim[key];
+      else {
+        claim = undefined;
+        break;
+      }
+    }
+    if ((claim === undefined || claim === null) && Object.prototype.hasOwnProperty.call(claims, claimKey)) claim = claims[claimKey];
+    if (claim === undefined || claim === null) continue;
+    let values: unknown[];
+    if (Array.isArray(claim)) values = claim;
+    else if (typeof claim === "string") values = claim.split(/\s+/).filter((v) => v !== "");
+    else continue;
+    // Attributes are lists of strings; other list members (numbers, objects) cannot be compared as values.
+    const strings = values.filter((v): v is string => typeof v === "string");
+    if (Object.prototype.hasOwnProperty.call(attributes, attribute)) attributes[attribute]!.push(...strings);
+    else attributes[attribute] = strings;
+  }
+  return attributes;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
 
 export interface JwtOptions {
   /** Keys fetched (and cached) from this JWKS endpoint... */
@@ -13,6 +58,8 @@ export interface JwtOptions {
   principalClaim: string;
   /** Leeway for exp/nbf, for clocks that drift a little. */
   clockToleranceSeconds?: number;
+  /** Claim → attribute; unset: DEFAULT_CLAIMS_MAPPING. */
+  claimsMapping?: Readonly<Record<string, string>>;
 }
 
 // Asymmetric algorithms only: a shared secret would let anyone holding it mint tokens.
@@ -34,6 +81,10 @@ export class JwtVerifier implements TokenVerifier {
   }
 
   async verify(token: string): Promise<string | undefined> {
+    return (await this.identify(token))?.principal;
+  }
+
+  async identify(token: string): Promise<User | undefined> {
     // Not shaped like a JWT: not ours to judge (another verifier, or none, may know it).
     if (!JWT_SHAPE.test(token)) return undefined;
     let payload: Record<string, unknown>;
@@ -53,7 +104,7 @@ export class JwtVerifier implements TokenVerifier {
     if (typeof principal !== "string" || principal === "") {
       throw new AuthenticationError(`The token has no '${this.options.principalClaim}' claim naming the caller`);
     }
-    return principal;
+    return { principal, attributes: attributesFromClaims(payload, this.options.claimsMapping ?? DEFAULT_CLAIMS_MAPPING) };
   }
 }
 

@@ -1,3 +1,4 @@
+import type { AccessPolicy, Attributes } from "../files/access-policy.js";
 import type { DefaultTtls } from "../files/default-ttl.js";
 
 /** The validated, typed configuration the rest of the program reads. Built by load-config.ts. */
@@ -117,7 +118,14 @@ export interface TlsConfig {
 }
 
 export interface AuthConfig {
-  apiKeys: Array<{ key: string; principal: string }>;
+  apiKeys: Array<{ key: string; principal: string; attributes?: Attributes }>;
+  /** Who may do what (see files/access-policy.ts). */
+  /** Tokens no API key or JWT claims go to this endpoint (see auth/custom.ts). */
+  custom?: { endpoint: string; timeoutMs: number; cacheTtlMs: number; cacheMaxEntries: number };
+  /** Unset: owner_only. */
+  accessPolicy?: AccessPolicy;
+  /** "owner_only" (the default), "llama_stack_default", or "custom" (rules from the config). */
+  accessPolicyName?: string;
   jwt?: {
     jwksUrl?: string;
     publicKey?: string;
@@ -125,5 +133,7 @@ export interface AuthConfig {
     audience: string;
     principalClaim: string;
     clockToleranceSeconds?: number;
+    /** Unset: Llama Stack's default mapping. */
+    claimsMapping?: Record<string, string>;
   };
 }

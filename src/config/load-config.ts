@@ -1,3 +1,4 @@
+import { AccessPolicyError, parseAccessPolicy, POLICY_PRESETS, type AccessPolicy, type PolicyPreset } from "../files/access-policy.js";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
@@ -73,7 +74,7 @@ export function loadConfig(sources: ConfigSources): Config {
     throw new ConfigError(`port '${port}' is not a port number (0-65535)`);
   }
   const common = {
-    auth: authConfig(server.auth),
+    auth: authConfig(server.auth, where),
     server: {
       host: sources.host ?? server.host ?? "127.0.0.1",
       port: portNumber,
@@ -187,11 +188,34 @@ function tlsConfig(tls: ServerYaml["tls"]): TlsConfig | undefined {
   };
 }
 
-function authConfig(auth: ServerYaml["auth"]): AuthConfig | undefined {
+function authConfig(auth: ServerYaml["auth"], where: string): AuthConfig | undefined {
   if (auth === undefined) return undefined;
   const jwt = auth.jwt;
+  const policy = auth.access_policy;
+  if (typeof policy === "string" && !Object.hasOwn(POLICY_PRESETS, policy)) {
+    throw new ConfigError(
+      `invalid configuration in ${where}:\n  server.auth.access_policy: access_policy must be "owner_only", "llama_stack_default" or a list of rules (not '${policy}')`,
+    );
+  }
+  let accessPolicy: AccessPolicy | undefined;
+  try {
+    accessPolicy = policy === undefined ? undefined : typeof policy === "string" ? POLICY_PRESETS[policy as PolicyPreset] : parseAccessPolicy(policy);
+  } catch (err) {
+    if (err instanceof AccessPolicyError) throw new ConfigError(`invalid configuration in ${where}:\n  server.auth.${err.message}`);
+    throw err;
+  }
   return {
-    apiKeys: auth.api_keys ?? [],
+    apiKeys: (auth.api_keys ?? []).map(({ key, principal, attributes }) => ({ key, principal, ...(attributes && { attributes }) })),
+    // Unset (owner_only) stays unset, so a config without a policy reads as it always did.
+    ...(accessPolicy && { accessPolicy, accessPolicyName: typeof policy === "string" ? policy : "custom" }),
+    ...(auth.custom && {
+      custom: {
+        endpoint: auth.custom.endpoint,
+        timeoutMs: (auth.custom.timeout_seconds ?? 10) * 1000,
+        cacheTtlMs: (auth.custom.cache_ttl_seconds ?? 60) * 1000,
+        cacheMaxEntries: auth.custom.cache_max_entries ?? 10_000,
+      },
+    }),
     jwt: jwt && {
       jwksUrl: jwt.jwks_url,
       publicKey: jwt.public_key,
@@ -199,6 +223,7 @@ function authConfig(auth: ServerYaml["auth"]): AuthConfig | undefined {
       audience: jwt.audience,
       principalClaim: jwt.principal_claim ?? "sub",
       clockToleranceSeconds: jwt.clock_tolerance_seconds,
+      ...(jwt.claims_mapping && { claimsMapping: jwt.claims_mapping }),
     },
   };
 }

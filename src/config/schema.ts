@@ -116,6 +116,8 @@ const apiKeySchema = z.strictObject({
   // At least 16 characters: a short key can be guessed. Empty usually means an unset ${env.X}.
   key: z.string().min(16, "key must be at least 16 characters (is its environment variable set?)"),
   principal: z.string().min(1).max(255).regex(/^[^\u0000-\u001f\u007f]+$/, "principal must not contain control characters"),
+  // For the access policy, as Llama Stack's users carry them: {roles: [...], teams: [...], ...}.
+  attributes: optional(z.record(z.string().min(1), z.array(z.string()), { error: "attributes must map names to lists of strings, e.g. teams: [ml]" })),
 });
 
 const jwtSchema = z
@@ -126,18 +128,33 @@ const jwtSchema = z
     audience: z.string({ error: "audience is required" }).min(1),
     principal_claim: optional(z.string().min(1)),
     clock_tolerance_seconds: optional(int(0, 600)),
+    // Claim → attribute, Llama Stack's oauth2 claims_mapping; unset: its default.
+    claims_mapping: optional(z.record(z.string().min(1), z.string().min(1, "a claims_mapping value cannot be empty"))),
   })
   .refine((jwt) => (jwt.jwks_url === undefined) !== (jwt.public_key === undefined), {
     message: "give exactly one of jwks_url or public_key",
   });
 
+/** Llama Stack's `custom` provider: the token goes to an endpoint that answers {principal, attributes}. */
+const customAuthSchema = z.strictObject({
+  endpoint: z.url({ error: "endpoint must be a URL (http:// or https://)" }),
+  timeout_seconds: optional(seconds(120)),
+  cache_ttl_seconds: optional(int(0, 24 * 3600)),
+  cache_max_entries: optional(int(0, 1_000_000)),
+});
+
 const authSchema = z
   .strictObject({
     api_keys: optional(z.array(apiKeySchema)),
     jwt: optional(jwtSchema),
+    custom: optional(customAuthSchema),
+    // A preset name, or Llama Stack's rule list verbatim; checked by access-policy.ts.
+    access_policy: optional(
+      z.union([z.string(), z.array(z.unknown())], { error: 'access_policy must be "owner_only", "llama_stack_default" or a list of rules' }),
+    ),
   })
-  .refine((auth) => (auth.api_keys?.length ?? 0) > 0 || auth.jwt !== undefined, {
-    message: "auth needs api_keys or jwt (remove the auth block to run without authentication)",
+  .refine((auth) => (auth.api_keys?.length ?? 0) > 0 || auth.jwt !== undefined || auth.custom !== undefined, {
+    message: "auth needs api_keys or jwt, or a custom endpoint (remove the auth block to run without authentication)",
   })
   .refine((auth) => new Set(auth.api_keys?.map((k) => k.key)).size === (auth.api_keys?.length ?? 0), {
     message: "api_keys: the same key appears twice",

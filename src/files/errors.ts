@@ -9,6 +9,8 @@ export type FilesErrorCode =
   | "out_of_range"
   | "too_large"
   | "conflict"
+  /** The access policy refuses an action on something the caller may see. */
+  | "permission_denied"
   /** Too much at once (e.g. concurrent uploads); the same request may succeed later. */
   | "resource_exhausted"
   | "cancelled"

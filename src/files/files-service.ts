@@ -5,13 +5,15 @@ import { UploadSlots } from "./upload-slots.js";
 import { isFileId, newFileId } from "./ids.js";
 import { isPurpose, type Purpose, type UploadPurpose } from "./purposes.js";
 import { validateHead, validateUpload, type UploadHead, type UploadRequest, type ValidUpload } from "./upload-request.js";
+import { AccessControl, asUser, attributesOf, FILE_RESOURCE_TYPE } from "./access-control.js";
+import { needsServiceFilter, rowMatches } from "./row-predicate.js";
 import {
-  ownedBy,
   systemClock,
   type Clock,
   type FileRecord,
   type FileRepository,
   type ListOrder,
+  type ListQuery,
   type ObjectStore,
   type Principal,
   type StoredSource,
@@ -33,6 +35,8 @@ export interface FilesServiceOptions {
   uploadSlots?: UploadSlots;
   /** Told about objects left behind by a failed clean-up, so they can be logged for reconciliation. */
   onOrphanedObject?: (key: string, error: unknown) => void;
+  /** Who may do what; unset: each principal reaches only what it owns. */
+  access?: AccessControl;
 }
 
 export interface UploadOptions {
@@ -41,7 +45,7 @@ export interface UploadOptions {
   maxBytes?: number;
   /** Lowercase hex MD5 the content must have. */
   md5?: string;
-  /** Who the new file belongs to; null or unset: no one (authentication off). */
+  /** Who the new file belongs to (its attributes are recorded with it); null or unset: no one (authentication off). */
   owner?: Principal;
 }
 
@@ -76,6 +80,8 @@ export interface Download {
 }
 
 export const MAX_LIST_LIMIT = 10_000;
+/** Rows read at a time when the service filters a listing itself. */
+const SERVICE_FILTER_BATCH = 500;
 
 /**
  * The files domain: what an upload, a download, a listing and a deletion mean.
@@ -88,6 +94,7 @@ export class FilesService {
   private readonly keyPrefix: string;
   /** Held by every upload while its bytes stream in, whichever transport or path it came by. */
   readonly uploadSlots: UploadSlots;
+  readonly access: AccessControl;
 
   constructor(private readonly options: FilesServiceOptions) {
     this.store = options.store;
@@ -95,6 +102,7 @@ export class FilesService {
     this.clock = options.clock ?? systemClock;
     this.keyPrefix = options.keyPrefix ?? "";
     this.uploadSlots = options.uploadSlots ?? new UploadSlots();
+    this.access = options.access ?? new AccessControl();
   }
 
   /**
@@ -130,7 +138,7 @@ export class FilesService {
     describe: () => Promise<ValidUpload>,
     options: UploadOptions,
   ): Promise<FileRecord> {
-    const release = this.uploadSlots.acquire(options.owner ?? null);
+    const release = this.uploadSlots.acquire(asUser(options.owner)?.principal ?? null);
     try {
       return await this.storeAndRecord(head, chunks, describe, options);
     } finally {
@@ -146,6 +154,7 @@ export class FilesService {
   ): Promise<FileRecord> {
     const { signal } = options;
     const id = newFileId();
+    this.checkCreate(id, options.owner);
     const storageKey = this.keyPrefix + id;
     const meter = new ContentMeter({
       maxBytes: options.maxBytes ?? this.options.maxFileBytes,
@@ -183,9 +192,10 @@ export class FilesService {
     if (!this.store.compose) return undefined;
     const maxBytes = options.maxBytes ?? this.options.maxFileBytes;
     const upload = validateUpload(request, maxBytes);
-    const release = this.uploadSlots.acquire(options.owner ?? null);
+    const release = this.uploadSlots.acquire(asUser(options.owner)?.principal ?? null);
     try {
       const id = newFileId();
+      this.checkCreate(id, options.owner);
       const storageKey = this.keyPrefix + id;
       const composed = await this.store.compose(storageKey, sources, { contentType: upload.mimeType });
       if (!composed) return undefined;
@@ -207,6 +217,12 @@ export class FilesService {
 
   private async *readSources(sources: readonly StoredSource[], signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
     for (const source of sources) yield* await this.store.get(source.key, undefined, signal);
+  }
+
+  /** Creating is asked about the file it would be: its new id, owned by the caller. */
+  private checkCreate(id: string, owner: Principal | undefined): void {
+    const ownerPrincipal = asUser(owner)?.principal ?? null;
+    this.access.checkWrite("create", FILE_RESOURCE_TYPE, { id, ownerPrincipal, accessAttributes: attributesOf(owner) }, owner, "file");
   }
 
   /** Runs what follows a stored object; if any of it fails, the object goes, so no half-made file is left. */
@@ -234,18 +250,21 @@ export class FilesService {
       sha256: meter.sha256,
       storageKey,
       status: "processed",
-      ownerPrincipal: options.owner ?? null,
+      ownerPrincipal: asUser(options.owner)?.principal ?? null,
     };
+    const accessAttributes = attributesOf(options.owner);
+    if (accessAttributes) record.accessAttributes = accessAttributes;
     await this.metadata(() => this.repository.insert(record));
     return record;
   }
 
-  /** The file, if `owner` may see it: another principal's file is "not found", exactly like a missing one. */
+  /** The file, if `owner` may read it: a file the policy hides is "not found", exactly like a missing one. */
   async get(id: string, owner: Principal = null): Promise<FileRecord> {
     // A malformed id cannot name a stored file: it is simply not found, and never reaches SQL or a path.
     if (!isFileId(id)) throw notFound(id);
     const record = await this.metadata(() => this.repository.findById(id, this.clock.now()));
-    if (!record || !ownedBy(record.ownerPrincipal, owner)) throw notFound(id);
+    if (!record) throw notFound(id);
+    this.access.checkRead(FILE_RESOURCE_TYPE, record, owner, "file_id", "file");
     return record;
   }
 
@@ -280,11 +299,13 @@ export class FilesService {
     const owner = request.owner ?? null;
     if (request.after) {
       const cursor = isFileId(request.after) ? await this.metadata(() => this.repository.position(request.after!)) : undefined;
-      // Another principal's file is as unknown here as everywhere else.
-      if (!cursor || !ownedBy(cursor.ownerPrincipal, owner)) throw invalidArgument("after", `after: no such file '${request.after}'`);
+      // A file the caller may not read is as unknown here as everywhere else.
+      if (!cursor || !this.access.allows("read", FILE_RESOURCE_TYPE, cursor, owner)) {
+        throw invalidArgument("after", `after: no such file '${request.after}'`);
+      }
       after = { createdAt: cursor.createdAt, id: cursor.id };
     }
-    const rows = await this.metadata(() => this.repository.list({ after, limit: limit + 1, order, purpose, now, owner: owner ?? undefined }));
+    const rows = await this.listVisible({ after, limit: limit + 1, order, purpose, now }, owner);
     const data = rows.slice(0, limit);
     return {
       data,
@@ -295,11 +316,35 @@ export class FilesService {
   }
 
   /**
+   * The repository filters by the policy's predicate when it can express it (every policy but
+   * those with `regex:` resources); otherwise this walks the listing in batches and filters here,
+   * still in keyset order, until it has `limit` visible rows or the listing ends.
+   */
+  private async listVisible(query: Omit<ListQuery, "visible">, owner: Principal): Promise<FileRecord[]> {
+    const visible = this.access.visibleRows(FILE_RESOURCE_TYPE, owner);
+    if (!needsServiceFilter(visible)) return this.metadata(() => this.repository.list({ ...query, visible }));
+    const found: FileRecord[] = [];
+    const batch = Math.min(MAX_LIST_LIMIT, Math.max(SERVICE_FILTER_BATCH, query.limit));
+    let after = query.after;
+    for (;;) {
+      const rows = await this.metadata(() => this.repository.list({ ...query, after, limit: batch }));
+      for (const row of rows) {
+        if (rowMatches(visible, row)) found.push(row);
+        if (found.length === query.limit) return found;
+      }
+      if (rows.length < batch) return found;
+      const last = rows.at(-1)!;
+      after = { createdAt: last.createdAt, id: last.id };
+    }
+  }
+
+  /**
    * Removes the row first, so the file disappears at once and never points at missing bytes;
    * an object whose removal then fails is only an orphan, reported for reconciliation.
    */
   async delete(id: string, owner: Principal = null): Promise<{ id: string; deleted: true }> {
     const file = await this.get(id, owner);
+    this.access.checkWrite("delete", FILE_RESOURCE_TYPE, file, owner, "file");
     if (!(await this.metadata(() => this.repository.delete(id, this.clock.now())))) throw notFound(id);
     await this.removeObject(file.storageKey);
     return { id, deleted: true };

@@ -1,3 +1,6 @@
+import type { Attributes } from "./access-policy.js";
+import type { Caller } from "./access-control.js";
+import type { RowPredicate } from "./row-predicate.js";
 import type { Purpose, UploadPurpose } from "./purposes.js";
 
 /** A stored file's metadata, as the core sees it. Times are unix seconds. */
@@ -15,8 +18,10 @@ export interface FileRecord {
   /** Where the bytes live in the object store. */
   storageKey: string;
   status: "processed";
-  /** Reserved for authentication; null until then. */
+  /** Who created it; null (or '' from Llama Stack) when authentication was off. */
   ownerPrincipal: string | null;
+  /** The owner's attributes when it was created (Llama Stack's access_attributes); unset or null: none. */
+  accessAttributes?: Attributes | null;
 }
 
 export type ListOrder = "asc" | "desc";
@@ -35,14 +40,19 @@ export interface PartKeyRow {
 }
 
 /**
- * Who is asking: the authenticated principal, or null when authentication is off (one tenant,
- * who sees every file). A principal sees only what it owns; anything else is "not found".
+ * Who is asking: the authenticated user (a principal and its attributes, or just a principal's
+ * name), or null when authentication is off (one tenant, who sees every file). What it may reach
+ * is the access policy's to say (see AccessControl).
  */
-export type Principal = string | null;
+export type Principal = Caller;
 
-/** Files written by tools that record no owner (Llama Stack writes '') belong to no principal. */
-export const ownedBy = (ownerPrincipal: string | null, principal: Principal): boolean =>
-  principal === null || (ownerPrincipal !== null && ownerPrincipal !== "" && ownerPrincipal === principal);
+/** Where a file sits in the list order, and whose it is (see FileRepository.position). */
+export interface FilePosition {
+  createdAt: number;
+  id: string;
+  ownerPrincipal: string | null;
+  accessAttributes?: Attributes | null;
+}
 
 export interface ListQuery {
   /** Keyset cursor: the page starts strictly after this (createdAt, id) position in `order`. */
@@ -51,6 +61,11 @@ export interface ListQuery {
   limit: number;
   /** Only this principal's rows; undefined: everyone's. */
   owner?: string;
+  /**
+   * Only rows this predicate holds for (see RowPredicate); undefined: all. Repositories express every
+   * node but `qualifiedMatches`, which the core never passes them (it filters those itself).
+   */
+  visible?: RowPredicate;
   order: ListOrder;
   purpose?: Purpose;
   /** Rows with expiresAt <= now are invisible. */
@@ -69,7 +84,7 @@ export interface FileRepository {
    * expired or was deleted recently: a client that deletes files as it pages through them (a common
    * clean-up loop) asks for the page after a file that is already gone, and must not lose its place.
    */
-  position(id: string): Promise<{ createdAt: number; id: string; ownerPrincipal: string | null } | undefined>;
+  position(id: string): Promise<FilePosition | undefined>;
   /** True when a row was deleted; its list position is remembered for a while (see `position`). */
   delete(id: string, now: number): Promise<boolean>;
   /**
@@ -206,6 +221,8 @@ export interface UploadRecord {
   /** Set once completed. */
   fileId: string | null;
   ownerPrincipal: string | null;
+  /** The owner's attributes when it was created; the file it becomes gets them too. */
+  accessAttributes?: Attributes | null;
 }
 
 /** One stored part. Each part is its own object until the upload is completed. */

@@ -2,10 +2,10 @@ import { ContentMeter } from "./content-meter.js";
 import { conflict, FilesError, invalidArgument, notFound, orUnavailable, tooLarge } from "./errors.js";
 import type { FilesService } from "./files-service.js";
 import { isPartId, isUploadId, newPartId, newUploadId } from "./ids.js";
+import { asUser, attributesOf, UPLOAD_RESOURCE_TYPE } from "./access-control.js";
 import { PartHashChains, type PartTap } from "./part-hash-chain.js";
 import {
   systemClock,
-  ownedBy,
   type Clock,
   type FileRecord,
   type Principal,
@@ -54,6 +54,8 @@ export interface UploadView {
 }
 
 export const DEFAULT_UPLOAD_TTL_SECONDS = 3600;
+/** The service's own re-reads of an upload the caller was already allowed to reach: no policy check. */
+const INTERNAL = null;
 /** More parts than this is abuse, not a file: 10,000 parts of 64 MB already exceed any upload limit. */
 export const MAX_PARTS_PER_UPLOAD = 10_000;
 const MD5_HEX = /^[0-9a-f]{32}$/;
@@ -78,6 +80,10 @@ export class UploadsService {
   private readonly ttlSeconds: number;
   private readonly hashChains: PartHashChains;
 
+  private get access() {
+    return this.options.files.access;
+  }
+
   constructor(private readonly options: UploadsServiceOptions) {
     this.clock = options.clock ?? systemClock;
     this.keyPrefix = options.keyPrefix ?? "";
@@ -96,8 +102,12 @@ export class UploadsService {
       this.options.maxUploadBytes,
     );
     const createdAt = this.clock.now();
+    const id = newUploadId();
+    const ownerPrincipal = asUser(request.owner)?.principal ?? null;
+    const accessAttributes = attributesOf(request.owner);
+    this.access.checkWrite("create", UPLOAD_RESOURCE_TYPE, { id, ownerPrincipal, accessAttributes }, request.owner, "upload");
     const upload: UploadRecord = {
-      id: newUploadId(),
+      id,
       filename: valid.filename,
       purpose: valid.purpose,
       bytes,
@@ -107,7 +117,8 @@ export class UploadsService {
       fileExpiresAfterSeconds: valid.expiresAfterSeconds ?? null,
       status: "pending",
       fileId: null,
-      ownerPrincipal: request.owner ?? null,
+      ownerPrincipal,
+      ...(accessAttributes && { accessAttributes }),
     };
     await this.metadata(() => this.options.repository.insertUpload(upload));
     return { upload: { ...upload, status: "pending" }, file: null };
@@ -127,6 +138,7 @@ export class UploadsService {
     options: { signal?: AbortSignal; owner?: Principal } = {},
   ): Promise<UploadPartRecord> {
     const upload = await this.load(id, options.owner ?? null);
+    this.access.checkWrite("update", UPLOAD_RESOURCE_TYPE, upload, options.owner, "upload");
     assertPending(upload, "add a part to");
     const release = this.options.files.uploadSlots.acquire(upload.ownerPrincipal);
     try {
@@ -194,7 +206,7 @@ export class UploadsService {
     // A cancel or complete may have won the race while this part was streaming: then the part is
     // not wanted, and whoever ended the upload may already have cleaned up, so remove it here.
     // Reading it through load() also expires an upload whose hour ran out while the part streamed.
-    const now = await this.load(id, upload.ownerPrincipal);
+    const now = await this.load(id, INTERNAL);
     if (now.status !== "pending") {
       await this.discardPart(part);
       const why = now.status === "completing" ? "being completed" : now.status;
@@ -208,6 +220,7 @@ export class UploadsService {
     const order = checkPartIds(partIds);
     const md5 = checkMd5(options.md5);
     const upload = await this.load(id, options.owner ?? null);
+    this.access.checkWrite("update", UPLOAD_RESOURCE_TYPE, upload, options.owner, "upload");
     // Completing again is answered with the result, so a client that lost the first answer can retry.
     if (upload.status === "completed") return this.view(upload);
     assertPending(upload, "complete");
@@ -224,7 +237,7 @@ export class UploadsService {
     }
 
     if (!(await this.metadata(() => this.options.repository.transition(id, "pending", "completing")))) {
-      assertPending(await this.load(id, upload.ownerPrincipal), "complete");
+      assertPending(await this.load(id, INTERNAL), "complete");
       throw conflict(`Upload '${id}' changed while it was being completed; try again`, "upload_id");
     }
     let file: FileRecord;
@@ -236,9 +249,11 @@ export class UploadsService {
         expiresAfterSeconds: upload.fileExpiresAfterSeconds ?? undefined,
         sizeBytes: upload.bytes,
       };
+      // The file belongs to the upload's owner, with the attributes recorded when the upload was created.
+      const owner = upload.ownerPrincipal ? { principal: upload.ownerPrincipal, attributes: upload.accessAttributes ?? null } : null;
       // The parts hashed in order as they arrived (by this process) need not be read back.
       const hashedPrefix = this.hashChains.take(id, order);
-      const options = { maxBytes: this.options.maxUploadBytes, md5, owner: upload.ownerPrincipal, hashedPrefix };
+      const options = { maxBytes: this.options.maxUploadBytes, md5, owner, hashedPrefix };
       // Joined inside the store when it can; otherwise, or when a part has gone missing (which
       // the streaming path names precisely), the parts stream through here.
       const composed = await this.options.files
@@ -256,7 +271,7 @@ export class UploadsService {
     try {
       await this.metadata(() => this.options.repository.transition(id, "completing", "completed", file.id));
     } catch (err) {
-      await this.options.files.delete(file.id, upload.ownerPrincipal).catch(() => {});
+      await this.options.files.delete(file.id, INTERNAL).catch(() => {});
       await this.options.repository.transition(id, "completing", "pending").catch(() => {});
       throw err;
     }
@@ -267,6 +282,7 @@ export class UploadsService {
   /** Cancels a pending upload and removes its parts; cancelling twice is not an error. */
   async cancel(id: string, owner: Principal = null): Promise<UploadView> {
     const upload = await this.load(id, owner);
+    this.access.checkWrite("delete", UPLOAD_RESOURCE_TYPE, upload, owner, "upload");
     if (upload.status === "cancelled") return this.view(upload);
     assertPending(upload, "cancel");
     if (!(await this.metadata(() => this.options.repository.transition(id, "pending", "cancelled")))) {
@@ -282,17 +298,18 @@ export class UploadsService {
    * completing, see uploadLapsed), so an expired upload never takes another part. (A background
    * sweep may expire it sooner; this makes expiry exact without one.)
    */
-  private async load(id: string, owner: Principal): Promise<UploadRecord> {
+  private async load(id: string, owner: Principal | undefined): Promise<UploadRecord> {
     if (!isUploadId(id)) throw notFound(id, "upload_id", "upload");
     const upload = await this.metadata(() => this.options.repository.findUpload(id));
-    // Another principal's upload is "not found", exactly like a missing one.
-    if (!upload || !ownedBy(upload.ownerPrincipal, owner)) throw notFound(id, "upload_id", "upload");
+    if (!upload) throw notFound(id, "upload_id", "upload");
+    // An upload the policy hides is "not found", exactly like a missing one.
+    if (owner !== INTERNAL) this.access.checkRead(UPLOAD_RESOURCE_TYPE, upload, owner, "upload_id", "upload");
     if (uploadLapsed(upload, this.clock.now())) {
       if (await this.metadata(() => this.options.repository.transition(id, upload.status, "expired"))) {
         this.hashChains.forget(id);
         await this.discardParts(id);
       }
-      return this.load(id, owner);
+      return this.load(id, INTERNAL);
     }
     return upload;
   }
@@ -301,7 +318,8 @@ export class UploadsService {
     let file: FileRecord | null = null;
     if (upload.fileId) {
       // The file may have been deleted or expired since: the upload then shows no file.
-      file = await this.options.files.get(upload.fileId, upload.ownerPrincipal).catch((err: unknown) => {
+      // The caller may read the upload; the file made from it is shown with it.
+      file = await this.options.files.get(upload.fileId, null).catch((err: unknown) => {
         if (err instanceof FilesError && err.code === "not_found") return null;
         throw err;
       });

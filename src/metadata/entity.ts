@@ -6,7 +6,12 @@ import type { FileRecord } from "../files/ports.js";
  * same table, so their names and meanings (unix seconds, size in bytes) must stay as they are.
  * It is the core's record, except that a row may hold any purpose or status string.
  */
-export type FileRow = Omit<FileRecord, "purpose" | "status"> & { purpose: string; status: string };
+export type FileRow = Omit<FileRecord, "purpose" | "status" | "accessAttributes"> & {
+  purpose: string;
+  status: string;
+  /** JSON as stored (text on SQLite, parsed on PostgreSQL); see access-sql.ts. */
+  accessAttributes?: unknown;
+};
 
 export const FILES_TABLE = "openai_files";
 
@@ -30,6 +35,7 @@ export const FileEntity = new EntitySchema<FileRow>({
     storageKey: { type: "text", fieldName: "storage_key" },
     status: { type: "string", columnType: "varchar(32)" },
     ownerPrincipal: { type: "text", fieldName: "owner_principal", nullable: true },
+    accessAttributes: { type: "unknown", columnType: "json", fieldName: "access_attributes", nullable: true },
   },
 });
 
@@ -42,6 +48,8 @@ export interface DeletedFileRow {
   deletedAt: number;
   /** The deleted file's owner, so only that principal can page on from it. */
   ownerPrincipal: string | null;
+  /** And its owner's attributes, so the access policy decides about the cursor as it did about the file. */
+  accessAttributes?: unknown;
 }
 
 export const DeletedFileEntity = new EntitySchema<DeletedFileRow>({
@@ -52,5 +60,6 @@ export const DeletedFileEntity = new EntitySchema<DeletedFileRow>({
     createdAt: { type: bigint(), columnType: "bigint", fieldName: "created_at" },
     deletedAt: { type: bigint(), columnType: "bigint", fieldName: "deleted_at" },
     ownerPrincipal: { type: "text", fieldName: "owner_principal", nullable: true },
+    accessAttributes: { type: "unknown", columnType: "json", fieldName: "access_attributes", nullable: true },
   },
 });

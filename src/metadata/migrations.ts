@@ -168,6 +168,31 @@ function addOwnerIndexes() {
   };
 }
 
+/**
+ * Llama Stack's `access_attributes` (JSON: the owner's attributes when the row was written) on
+ * files, uploads and remembered deleted positions. A table Llama Stack created with
+ * authentication has it already; rows that predate it read as JSON null (no attributes).
+ */
+function addAccessAttributes(dialect: Dialect) {
+  return class AddAccessAttributes extends Migration {
+    override async up(): Promise<void> {
+      const type = dialect === "postgresql" ? "json" : "text";
+      for (const table of [FILES_TABLE, UPLOADS_TABLE, DELETED_FILES_TABLE]) {
+        const rows =
+          dialect === "postgresql"
+            ? await this.execute(
+                `select column_name as name from information_schema.columns where table_schema = current_schema() and table_name = ?`,
+                [table],
+              )
+            : await this.execute(`select name from pragma_table_info(?)`, [table]);
+        if (!rows.some((r) => String(r.name) === "access_attributes")) {
+          this.addSql(`alter table "${table}" add column "access_attributes" ${type} null`);
+        }
+      }
+    }
+  };
+}
+
 /** Inline list (no file globbing), so it runs the same under node, tsx and vitest. */
 export function migrationsList(dialect: Dialect): MigrationObject[] {
   return [
@@ -177,6 +202,7 @@ export function migrationsList(dialect: Dialect): MigrationObject[] {
     { name: "0004_create_deleted_files_table", class: createDeletedFilesTable() },
     { name: "0005_add_reap_claim_columns", class: addReapClaimColumns() },
     { name: "0006_add_owner_indexes", class: addOwnerIndexes() },
+    { name: "0007_add_access_attributes", class: addAccessAttributes(dialect) },
   ];
 }
 

@@ -3,6 +3,8 @@ import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/knex";
 import { PostgreSqlPlatform } from "@mikro-orm/postgresql";
 import type { FileRecord, FileRepository, ListQuery, StorageKeyRow } from "../files/ports.js";
 import type { Purpose } from "../files/purposes.js";
+import { attributesFromColumn, attributesToColumn, predicateToSql, withAttributes } from "./access-sql.js";
+import type { FilePosition } from "../files/ports.js";
 import { DeletedFileEntity, FILES_TABLE, FileEntity, type FileRow } from "./entity.js";
 
 /** How long a deleted file's list position is remembered: longer than any walk through a listing. */
@@ -24,8 +26,11 @@ export class MikroOrmFileRepository implements FileRepository {
     await this.orm.em
       .getConnection()
       .execute(
-        `insert into ${FILES_TABLE} (${FILE_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [r.id, r.filename, r.purpose, r.bytes, r.createdAt, r.expiresAt, r.mimeType, r.sha256, r.storageKey, r.status, r.ownerPrincipal],
+        `insert into ${FILES_TABLE} (${FILE_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          r.id, r.filename, r.purpose, r.bytes, r.createdAt, r.expiresAt, r.mimeType, r.sha256, r.storageKey, r.status, r.ownerPrincipal,
+          attributesToColumn(record.accessAttributes),
+        ],
         "run",
       );
   }
@@ -49,6 +54,10 @@ export class MikroOrmFileRepository implements FileRepository {
     const qb = this.em().createQueryBuilder(FileEntity).select("*").where(visibleAt(query.now));
     if (query.purpose !== undefined) qb.andWhere({ purpose: query.purpose });
     if (query.owner !== undefined) qb.andWhere({ ownerPrincipal: query.owner });
+    if (query.visible !== undefined) {
+      const visible = predicateToSql(query.visible, this.dialect());
+      qb.andWhere(visible.sql, visible.params as never[]);
+    }
     if (query.after) {
       // Row-value comparison: "strictly after (c, i) in this order", i.e. for desc
       // created_at < c OR (created_at = c AND id < i). Both databases can start an index range
@@ -61,19 +70,28 @@ export class MikroOrmFileRepository implements FileRepository {
     return rows.map(toRecord);
   }
 
-  async position(id: string): Promise<{ createdAt: number; id: string; ownerPrincipal: string | null } | undefined> {
+  async position(id: string): Promise<FilePosition | undefined> {
     const em = this.em();
     const row =
-      (await em.findOne(FileEntity, { id }, { fields: ["createdAt", "ownerPrincipal"] })) ?? (await em.findOne(DeletedFileEntity, { id }));
-    return row ? { createdAt: Number(row.createdAt), id, ownerPrincipal: row.ownerPrincipal ?? null } : undefined;
+      (await em.findOne(FileEntity, { id }, { fields: ["createdAt", "ownerPrincipal", "accessAttributes"] })) ??
+      (await em.findOne(DeletedFileEntity, { id }));
+    return row
+      ? { createdAt: Number(row.createdAt), id, ownerPrincipal: row.ownerPrincipal ?? null, ...withAttributes(row.accessAttributes) }
+      : undefined;
   }
 
   async delete(id: string, now: number): Promise<boolean> {
     return this.em().transactional(async (em) => {
-      const row = await em.findOne(FileEntity, { id }, { fields: ["createdAt", "ownerPrincipal"] });
+      const row = await em.findOne(FileEntity, { id }, { fields: ["createdAt", "ownerPrincipal", "accessAttributes"] });
       // Of two racing deletes, the database lets one DELETE take the row; the other sees 0.
       if (!row || (await em.nativeDelete(FileEntity, { id })) === 0) return false;
-      await em.insert(DeletedFileEntity, { id, createdAt: Number(row.createdAt), deletedAt: now, ownerPrincipal: row.ownerPrincipal ?? null });
+      await em.insert(DeletedFileEntity, {
+        id,
+        createdAt: Number(row.createdAt),
+        deletedAt: now,
+        ownerPrincipal: row.ownerPrincipal ?? null,
+        accessAttributes: attributesToColumn(attributesFromColumn(row.accessAttributes)),
+      });
       // Forgetting old positions here keeps the table small without a sweep of its own.
       await em.nativeDelete(DeletedFileEntity, { deletedAt: { $lt: now - CURSOR_MEMORY_SECONDS } });
       return true;
@@ -112,6 +130,10 @@ export class MikroOrmFileRepository implements FileRepository {
     return rows.map((row) => ({ id: row.id, storageKey: row.storageKey }));
   }
 
+  private dialect(): "sqlite" | "postgresql" {
+    return this.orm.em.getPlatform() instanceof PostgreSqlPlatform ? "postgresql" : "sqlite";
+  }
+
   async ping(): Promise<void> {
     await this.em().getConnection().execute("select 1");
   }
@@ -142,7 +164,8 @@ export const LLAMA_STACK_NO_EXPIRY_SECONDS = 42 * 2_592_000;
 /** visibleAt in SQL, for the plain queries; its parameters are `now` and the Llama Stack sentinel. */
 const VISIBLE_SQL = `(expires_at is null or expires_at > ? or expires_at = created_at + ?)`;
 
-const FILE_COLUMNS = "id, filename, purpose, bytes, created_at, expires_at, mime_type, sha256, storage_key, status, owner_principal";
+const FILE_COLUMNS =
+  "id, filename, purpose, bytes, created_at, expires_at, mime_type, sha256, storage_key, status, owner_principal, access_attributes";
 
 /** A row as the database names its columns (bigints arrive as strings from PostgreSQL). */
 interface FileColumns {
@@ -157,6 +180,7 @@ interface FileColumns {
   storage_key: string;
   status: string;
   owner_principal: string | null;
+  access_attributes: unknown;
 }
 
 function fromColumns(c: FileColumns): FileRow {
@@ -172,6 +196,7 @@ function fromColumns(c: FileColumns): FileRow {
     storageKey: c.storage_key,
     status: c.status,
     ownerPrincipal: c.owner_principal,
+    accessAttributes: c.access_attributes,
   };
 }
 
@@ -199,6 +224,7 @@ export function toRow(r: FileRecord): FileRow {
     storageKey: r.storageKey,
     status: r.status,
     ownerPrincipal: r.ownerPrincipal,
+    accessAttributes: r.accessAttributes ?? null,
   };
 }
 
@@ -216,6 +242,7 @@ export function toRecord(row: FileRow): FileRecord {
     storageKey: row.storageKey,
     status: "processed",
     ownerPrincipal: row.ownerPrincipal ?? null,
+    ...withAttributes(row.accessAttributes),
   };
 }
 

@@ -5,7 +5,12 @@ export const UPLOADS_TABLE = "openai_uploads";
 export const UPLOAD_PARTS_TABLE = "openai_upload_parts";
 
 /** A row may hold any purpose or status string; the repository narrows them. */
-export type UploadRow = Omit<UploadRecord, "purpose" | "status"> & { purpose: string; status: string };
+export type UploadRow = Omit<UploadRecord, "purpose" | "status" | "accessAttributes"> & {
+  purpose: string;
+  status: string;
+  /** JSON as stored; see access-sql.ts. */
+  accessAttributes?: unknown;
+};
 
 const bigint = () => new BigIntType("number");
 
@@ -25,6 +30,7 @@ export const UploadEntity = new EntitySchema<UploadRow>({
     status: { type: "string", columnType: "varchar(32)" },
     fileId: { type: "text", fieldName: "file_id", nullable: true },
     ownerPrincipal: { type: "text", fieldName: "owner_principal", nullable: true },
+    accessAttributes: { type: "unknown", columnType: "json", fieldName: "access_attributes", nullable: true },
   },
 });
 

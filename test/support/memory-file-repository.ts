@@ -1,10 +1,12 @@
-import type { FileRecord, FileRepository, ListQuery, StorageKeyRow } from "../../src/files/ports.js";
+import type { Attributes } from "../../src/files/access-policy.js";
+import type { FilePosition, FileRecord, FileRepository, ListQuery, StorageKeyRow } from "../../src/files/ports.js";
+import { rowMatches } from "../../src/files/row-predicate.js";
 
 /** An in-memory FileRepository for fast core tests; it passes the same contract suite as the SQL one. */
 export class MemoryFileRepository implements FileRepository {
   readonly rows = new Map<string, FileRecord>();
   /** Positions of deleted files, for `after` cursors. */
-  readonly deleted = new Map<string, { createdAt: number; ownerPrincipal: string | null }>();
+  readonly deleted = new Map<string, { createdAt: number; ownerPrincipal: string | null; accessAttributes?: Attributes | null }>();
   /** When set, the next insert fails with this error (fault injection). */
   failNextInsert: Error | undefined;
 
@@ -31,15 +33,18 @@ export class MemoryFileRepository implements FileRepository {
       .filter((row) => visible(row, query.now))
       .filter((row) => query.purpose === undefined || row.purpose === query.purpose)
       .filter((row) => query.owner === undefined || row.ownerPrincipal === query.owner)
+      .filter((row) => query.visible === undefined || rowMatches(query.visible, row))
       .filter((row) => query.after === undefined || compare(row, query.after) > 0)
       .sort(compare)
       .slice(0, query.limit)
       .map((row) => ({ ...row }));
   }
 
-  async position(id: string): Promise<{ createdAt: number; id: string; ownerPrincipal: string | null } | undefined> {
+  async position(id: string): Promise<FilePosition | undefined> {
     const row = this.rows.get(id) ?? this.deleted.get(id);
-    return row ? { createdAt: row.createdAt, id, ownerPrincipal: row.ownerPrincipal } : undefined;
+    return row
+      ? { createdAt: row.createdAt, id, ownerPrincipal: row.ownerPrincipal, ...(row.accessAttributes && { accessAttributes: row.accessAttributes }) }
+      : undefined;
   }
 
   async delete(id: string, _now: number): Promise<boolean> {
@@ -47,7 +52,7 @@ export class MemoryFileRepository implements FileRepository {
     if (!row) return false;
     this.rows.delete(id);
     this.claimedUntil.delete(id);
-    this.deleted.set(id, { createdAt: row.createdAt, ownerPrincipal: row.ownerPrincipal });
+    this.deleted.set(id, { createdAt: row.createdAt, ownerPrincipal: row.ownerPrincipal, accessAttributes: row.accessAttributes ?? null });
     return true;
   }
 

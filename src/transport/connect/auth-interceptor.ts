@@ -1,6 +1,8 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { AuthenticationError, type Authenticator } from "../../auth/authenticator.js";
-import { CERTIFICATE_PRINCIPAL, PRINCIPAL } from "./principal.js";
+import { AuthenticationError, identifyCaller, type Authenticator } from "../../auth/authenticator.js";
+import type { User } from "../../files/access-policy.js";
+import { isFilesError } from "../../files/errors.js";
+import { CALLER, CERTIFICATE_PRINCIPAL, PRINCIPAL } from "./principal.js";
 
 /** Health checks answer load balancers and orchestrators, which carry no tokens. */
 const OPEN_SERVICES = new Set(["grpc.health.v1.Health"]);
@@ -13,14 +15,20 @@ const OPEN_SERVICES = new Set(["grpc.health.v1.Health"]);
 export function authInterceptor(authenticator: Authenticator): Interceptor {
   return (next) => async (req) => {
     if (OPEN_SERVICES.has(req.service.typeName)) return next(req);
-    let principal: string;
+    let user: User;
     try {
-      principal = await authenticator.authenticate(req.header.get("authorization") ?? undefined, req.contextValues.get(CERTIFICATE_PRINCIPAL));
+      user = await identifyCaller(authenticator, req.header.get("authorization") ?? undefined, req.contextValues.get(CERTIFICATE_PRINCIPAL), {
+        method: req.requestMethod,
+        path: `/${req.service.typeName}/${req.method.name}`,
+      });
     } catch (err) {
       if (err instanceof AuthenticationError) throw new ConnectError(err.message, Code.Unauthenticated);
+      // An authentication endpoint that does not answer: the caller may retry, it is not refused.
+      if (isFilesError(err) && err.code === "unavailable") throw new ConnectError(err.message, Code.Unavailable);
       throw err;
     }
-    req.contextValues.set(PRINCIPAL, principal);
+    req.contextValues.set(PRINCIPAL, user.principal);
+    req.contextValues.set(CALLER, user);
     return next(req);
   };
 }

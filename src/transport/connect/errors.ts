@@ -8,6 +8,7 @@ const CODES: Record<FilesErrorCode, Code> = {
   out_of_range: Code.OutOfRange,
   too_large: Code.ResourceExhausted,
   conflict: Code.FailedPrecondition,
+  permission_denied: Code.PermissionDenied,
   resource_exhausted: Code.ResourceExhausted,
   cancelled: Code.Canceled,
   unavailable: Code.Unavailable,

@@ -33,6 +33,7 @@ const STATUS: Record<FilesErrorCode, number> = {
   out_of_range: 416,
   too_large: 413,
   conflict: 409,
+  permission_denied: 403,
   resource_exhausted: 429,
   cancelled: 499,
   unavailable: 503,
@@ -41,6 +42,7 @@ const STATUS: Record<FilesErrorCode, number> = {
 
 const CODE: Partial<Record<FilesErrorCode, string>> = {
   too_large: "file_too_large",
+  permission_denied: "permission_denied",
   resource_exhausted: "rate_limit_exceeded",
   unavailable: "service_unavailable",
 };

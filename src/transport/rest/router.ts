@@ -1,7 +1,8 @@
 import type { Logger } from "pino";
-import { AuthenticationError, type Authenticator } from "../../auth/authenticator.js";
+import { AuthenticationError, identifyCaller, type Authenticator } from "../../auth/authenticator.js";
 import { peerPrincipalOf } from "../tls/peer-principal.js";
 import type { FilesService } from "../../files/files-service.js";
+import type { User } from "../../files/access-policy.js";
 import type { Principal } from "../../files/ports.js";
 import type { UploadsService } from "../../files/uploads-service.js";
 import type { RequestSink } from "../../observability/sinks.js";
@@ -77,8 +78,8 @@ export async function serveRest(req: HttpRequest, res: HttpResponse, deps: RestD
   if (!match) return false;
   const observed = observeRequest(req, res, match.r.path, deps.logger, deps.metrics);
   try {
-    const principal = await authenticate(req, res, deps.authenticator);
-    observed.principal = principal;
+    const principal = await authenticate(req, res, deps.authenticator, url);
+    observed.principal = principal?.principal ?? null;
     const methods = Object.keys(match.r.methods);
     const handler = match.r.methods[req.method ?? ""];
     if (!handler) {
@@ -93,10 +94,16 @@ export async function serveRest(req: HttpRequest, res: HttpResponse, deps: RestD
 }
 
 /** Every REST route needs a token once authentication is on; the answer to a bad one is OpenAI's 401. */
-async function authenticate(req: HttpRequest, res: HttpResponse, authenticator: Authenticator | undefined): Promise<Principal> {
+async function authenticate(req: HttpRequest, res: HttpResponse, authenticator: Authenticator | undefined, url: URL): Promise<User | null> {
   if (!authenticator) return null;
+  const params: Record<string, string[]> = {};
+  for (const [name, value] of url.searchParams) (params[name] ??= []).push(value);
   try {
-    return await authenticator.authenticate(req.headers.authorization, peerPrincipalOf(req.socket));
+    return await identifyCaller(authenticator, req.headers.authorization, peerPrincipalOf(req.socket), {
+      method: req.method ?? "",
+      path: url.pathname,
+      params,
+    });
   } catch (err) {
     if (!(err instanceof AuthenticationError)) throw err;
     res.setHeader("www-authenticate", 'Bearer realm="files"');

@@ -1,0 +1,102 @@
+import type { Attributes } from "../files/access-policy.js";
+import type { RowPredicate } from "../files/row-predicate.js";
+import type { Dialect } from "./migrations.js";
+
+/**
+ * `access_attributes` as Llama Stack stores it: JSON text of `{name: [values]}`, or JSON `null`
+ * for a row written without a user (SQLAlchemy's JSON type on SQLite; `json` on PostgreSQL).
+ */
+export function attributesToColumn(attributes: Attributes | null | undefined): string {
+  return JSON.stringify(attributes ?? null);
+}
+
+/**
+ * The column's value as read (text on SQLite, already parsed on PostgreSQL), as attributes.
+ * Anything that is not an object of string lists (a hand-edited row) keeps only its string lists.
+ */
+export function attributesFromColumn(value: unknown): Attributes | null {
+  let parsed = value;
+  if (typeof value === "string") {
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      return null;
+    }
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return null;
+  const attributes: Attributes = {};
+  for (const [name, values] of Object.entries(parsed as Record<string, unknown>)) {
+    if (Array.isArray(values)) attributes[name] = values.filter((v): v is string => typeof v === "string");
+  }
+  return attributes;
+}
+
+/** `{ accessAttributes }` when the column holds attributes; nothing when it holds none (records leave the field unset). */
+export function withAttributes(value: unknown): { accessAttributes?: Attributes } {
+  const attributes = attributesFromColumn(value);
+  return attributes ? { accessAttributes: attributes } : {};
+}
+
+/** A SQL condition and its parameters, in `?` placeholders. */
+export interface SqlCondition {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * The SQL form of a RowPredicate on `openai_files` (or any table with id, owner_principal and
+ * access_attributes). Every leaf is two-valued (never NULL), so NOT means what it does in the core.
+ * Throws on `qualifiedMatches`, which the core filters itself.
+ */
+export function predicateToSql(p: RowPredicate, dialect: Dialect): SqlCondition {
+  switch (p.t) {
+    case "const":
+      return { sql: p.value ? "1 = 1" : "1 = 0", params: [] };
+    case "unowned":
+      return { sql: `("owner_principal" is null or "owner_principal" = '')`, params: [] };
+    case "owner":
+      return { sql: `("owner_principal" is not null and "owner_principal" = ?)`, params: [p.principal] };
+    case "shares":
+      return sharesSql(p.name, p.values, dialect);
+    case "idIs":
+      return { sql: `"id" = ?`, params: [p.id] };
+    case "idStartsWith":
+      return { sql: `substr("id", 1, ?) = ?`, params: [[...p.prefix].length, p.prefix] };
+    case "qualifiedMatches":
+      throw new Error("a regex resource scope cannot be expressed in SQL; the service filters it");
+    case "and":
+    case "or": {
+      const parts = p.of.map((q) => predicateToSql(q, dialect));
+      return { sql: `(${parts.map((q) => q.sql).join(p.t === "and" ? " and " : " or ")})`, params: parts.flatMap((q) => q.params) };
+    }
+    case "not": {
+      const inner = predicateToSql(p.of, dialect);
+      return { sql: `(not ${inner.sql})`, params: inner.params };
+    }
+  }
+}
+
+/**
+ * An owned row whose `name` attribute is a list holding one of `values`. The attribute is found
+ * by comparing keys (no JSON path is built from the name), and malformed JSON never raises.
+ */
+function sharesSql(name: string, values: readonly string[], dialect: Dialect): SqlCondition {
+  const list = values.map(() => "?").join(", ");
+  const owned = `"owner_principal" is not null and "owner_principal" <> ''`;
+  if (dialect === "sqlite") {
+    return {
+      sql: `(${owned} and exists (select 1 from json_each(case when json_valid("access_attributes") then "access_attributes" else 'null' end) as k
+        where k.key = ? and k.type = 'array'
+          and exists (select 1 from json_each(k.value) as v where v.type = 'text' and v.value in (${list}))))`,
+      params: [name, ...values],
+    };
+  }
+  const column = `"access_attributes"::json`;
+  return {
+    sql: `(${owned} and exists (select 1 from json_each(case when json_typeof(${column}) = 'object' then ${column} else '{}'::json end) as k(key, value)
+      where k.key = ? and json_typeof(k.value) = 'array'
+        and exists (select 1 from json_array_elements(case when json_typeof(k.value) = 'array' then k.value else '[]'::json end) as v(e)
+          where json_typeof(v.e) = 'string' and (v.e #>> '{}') in (${list}))))`,
+    params: [name, ...values],
+  };
+}
