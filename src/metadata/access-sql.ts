@@ -82,13 +82,14 @@ export function predicateToSql(p: RowPredicate, dialect: Dialect): SqlCondition 
  */
 function sharesSql(name: string, values: readonly string[], dialect: Dialect): SqlCondition {
   const list = values.map(() => "?").join(", ");
-  const owned = `"owner_principal" is not null and "owner_principal" <> ''`;
+  const pre = prefilter(values, dialect);
+  const owned = `"owner_principal" is not null and "owner_principal" <> ''${pre.sql}`;
   if (dialect === "sqlite") {
     return {
       sql: `(${owned} and exists (select 1 from json_each(case when json_valid("access_attributes") then "access_attributes" else 'null' end) as k
         where k.key = ? and k.type = 'array'
           and exists (select 1 from json_each(k.value) as v where v.type = 'text' and v.value in (${list}))))`,
-      params: [name, ...values],
+      params: [...pre.params, name, ...values],
     };
   }
   const column = `"access_attributes"::json`;
@@ -97,6 +98,19 @@ function sharesSql(name: string, values: readonly string[], dialect: Dialect): S
       where k.key = ? and json_typeof(k.value) = 'array'
         and exists (select 1 from json_array_elements(case when json_typeof(k.value) = 'array' then k.value else '[]'::json end) as v(e)
           where json_typeof(v.e) = 'string' and (v.e #>> '{}') in (${list}))))`,
-    params: [name, ...values],
+    params: [...pre.params, name, ...values],
   };
+}
+
+/**
+ * A cheap necessary condition checked before the JSON is parsed: the stored text contains one of
+ * the values as a JSON string. Only for values whose JSON text is the same however it was written
+ * (printable ASCII without quotes or backslashes; Python's json.dumps escapes anything else), so it
+ * never drops a row the exact check would keep; otherwise there is no prefilter.
+ */
+function prefilter(values: readonly string[], dialect: Dialect): SqlCondition {
+  if (!values.every((v) => /^[\x20-\x7e]*$/.test(v) && !/["\\]/.test(v))) return { sql: "", params: [] };
+  // coalesce: a NULL column (rows from before the column existed) must make this false, never NULL.
+  const test = dialect === "sqlite" ? `coalesce(instr("access_attributes", ?), 0) > 0` : `coalesce(strpos("access_attributes"::text, ?), 0) > 0`;
+  return { sql: ` and (${values.map(() => test).join(" or ")})`, params: values.map((v) => `"${v}"`) };
 }

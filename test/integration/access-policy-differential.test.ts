@@ -249,6 +249,10 @@ describe(`the access policy against Llama Stack 0.7.3's is_action_allowed (seed 
           return record;
         });
         for (const row of rows) await repository.insert(row);
+        // Rows from before the column existed hold SQL NULL, not JSON null: some of each.
+        const connection = (repository as unknown as { orm: { em: { getConnection(): { execute(sql: string): Promise<unknown> } } } }).orm.em.getConnection();
+        await connection.execute(`update openai_files set access_attributes = null where id like '%b'`);
+        for (const row of rows) if (row.id.endsWith("b")) delete row.accessAttributes;
         const trials = Array.from({ length: 150 }, () => ({ policy: r.int(POLICIES), user: user(r) }));
         const cases: Case[] = trials.flatMap((t) =>
           rows.map((row) => ({
