@@ -99,7 +99,7 @@ describe("compiled row predicates", () => {
       ],
     });
     expect(needsServiceFilter(preset)).toBe(false);
-    expect(predicateToSql(preset, "sqlite").params).toEqual(["roles", "bob", "teams", "ml", "bob"]);
+    expect(predicateToSql(preset, "sqlite").params).toEqual(['"bob"', "roles", "bob", '"ml"', "teams", "ml", "bob"]);
   });
 
   it("a regex resource scope is filtered by the service", () => {
