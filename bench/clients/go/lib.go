@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"math"
@@ -72,17 +71,9 @@ func (c *libClient) payloadFile(size int64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	buf := make([]byte, blockSize)
-	for index, at := int64(0), int64(0); at < size; index, at = index+1, at+blockSize {
-		n := min(int64(blockSize), size-at)
-		copy(buf[:n], c.pool[index%poolBlocks][:n])
-		if n >= 8 {
-			binary.BigEndian.PutUint64(buf[:8], uint64(index))
-		}
-		if _, err := f.Write(buf[:n]); err != nil {
-			f.Close()
-			return "", err
-		}
+	if err := sendPayload(c.pool, size, func(block []byte) error { _, err := f.Write(block); return err }); err != nil {
+		f.Close()
+		return "", err
 	}
 	if err := f.Close(); err != nil {
 		return "", err

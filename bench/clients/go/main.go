@@ -197,10 +197,14 @@ func payloadPool() [][]byte {
 // index % poolBlocks with the index big-endian in its first 8 bytes. One buffer is reused: grpc-go
 // has encoded a message by the time Send returns.
 func (c *client) sendPayload(size int64, send func([]byte) error) error {
+	return sendPayload(c.pool, size, send)
+}
+
+func sendPayload(pool [][]byte, size int64, send func([]byte) error) error {
 	buf := make([]byte, blockSize)
 	for index, at := int64(0), int64(0); at < size; index, at = index+1, at+blockSize {
 		n := min(int64(blockSize), size-at)
-		copy(buf[:n], c.pool[index%poolBlocks][:n])
+		copy(buf[:n], pool[index%poolBlocks][:n])
 		if n >= 8 {
 			binary.BigEndian.PutUint64(buf[:8], uint64(index))
 		}
