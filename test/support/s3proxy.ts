@@ -161,7 +161,8 @@ async function startOnce(jar: string, options: StartS3ProxyOptions): Promise<S3P
       await fs.rm(home, { recursive: true, force: true });
       const tail = output.toString();
       throw Object.assign(new Error(`s3proxy exited during startup on port ${port}:\n${tail.slice(-4_000) || "(no output)"}`), {
-        retryable: /Address already in use|BindException/i.test(tail),
+        // s3proxy says "Failed to bind to /127.0.0.1:PORT" when another process took the probed port first.
+        retryable: /Address already in use|BindException|Failed to bind/i.test(tail),
       });
     }
     if (await answersHttp(endpoint)) return { endpoint, pid: child.pid, port, dataDir, output: () => output.toString(), stop };
