@@ -11,6 +11,7 @@ import type { FileRepository, UploadRepository } from "../files/ports.js";
 import { DeletedFileEntity, FileEntity } from "./entity.js";
 import { migrationsOptions, type Dialect } from "./migrations.js";
 import { MikroOrmFileRepository } from "./repository.js";
+import { SqliteReads } from "./sqlite-reads.js";
 import { UploadEntity, UploadPartEntity } from "./upload-entities.js";
 import { MikroOrmUploadRepository } from "./upload-repository.js";
 
@@ -73,7 +74,9 @@ export async function openMetadata(
     if (!check.ok) throw check.error ?? new Error(check.reason);
     if (options.type === "sqlite") await useWriteAheadLog(orm);
     await withMigrationLock(orm, options.type, () => orm!.getMigrator().up());
-    return { files: new MikroOrmFileRepository(orm), uploads: new MikroOrmUploadRepository(orm) };
+    // Opened after the migrations, so its statements see the current schema.
+    const reads = options.type === "sqlite" ? SqliteReads.open(options.dbPath) : undefined;
+    return { files: new MikroOrmFileRepository(orm, reads), uploads: new MikroOrmUploadRepository(orm) };
   } catch (err) {
     await orm?.close(true).catch(() => {});
     const reason = redact(withTlsAdvice(err, options), secrets);

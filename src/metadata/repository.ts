@@ -6,13 +6,18 @@ import type { Purpose } from "../files/purposes.js";
 import { attributesFromColumn, attributesToColumn, predicateToSql, withAttributes } from "./access-sql.js";
 import type { FilePosition } from "../files/ports.js";
 import { DeletedFileEntity, FILES_TABLE, FileEntity, type FileRow } from "./entity.js";
+import { NOT_HERE, type SqliteReads } from "./sqlite-reads.js";
 
 /** How long a deleted file's list position is remembered: longer than any walk through a listing. */
 export const CURSOR_MEMORY_SECONDS = 7 * 24 * 3600;
 
 /** FileRepository on MikroORM (SQLite or PostgreSQL); open.ts builds one. */
 export class MikroOrmFileRepository implements FileRepository {
-  constructor(private readonly orm: MikroORM<AbstractSqlDriver>) {}
+  constructor(
+    private readonly orm: MikroORM<AbstractSqlDriver>,
+    /** SQLite only: a read-only node:sqlite connection that serves findById when it can. */
+    private readonly reads?: SqliteReads,
+  ) {}
 
   /** A fresh EntityManager per operation: no identity map shared between requests. */
   private em(): SqlEntityManager {
@@ -38,13 +43,10 @@ export class MikroOrmFileRepository implements FileRepository {
   async findById(id: string, now: number): Promise<FileRecord | undefined> {
     // The hottest read (retrieve, content, download): plain SQL. The ORM's query building and
     // entity hydration were most of its CPU and of its latency tail (BENCHMARKS.md, "retrieve").
-    const rows = await this.orm.em
-      .getConnection()
-      .execute<FileColumns[]>(`select ${FILE_COLUMNS} from ${FILES_TABLE} where id = ? and ${VISIBLE_SQL} limit 1`, [
-        id,
-        now,
-        LLAMA_STACK_NO_EXPIRY_SECONDS,
-      ]);
+    const params = [id, now, LLAMA_STACK_NO_EXPIRY_SECONDS];
+    const read = this.reads ? this.reads.get<FileColumns>(FIND_BY_ID_SQL, params) : NOT_HERE;
+    if (read !== NOT_HERE) return read ? toRecord(fromColumns(read)) : undefined;
+    const rows = await this.orm.em.getConnection().execute<FileColumns[]>(FIND_BY_ID_SQL, params);
     return rows[0] ? toRecord(fromColumns(rows[0])) : undefined;
   }
 
@@ -139,6 +141,7 @@ export class MikroOrmFileRepository implements FileRepository {
   }
 
   async close(): Promise<void> {
+    this.reads?.close();
     await this.orm.close(true);
   }
 }
@@ -166,6 +169,8 @@ const VISIBLE_SQL = `(expires_at is null or expires_at > ? or expires_at = creat
 
 const FILE_COLUMNS =
   "id, filename, purpose, bytes, created_at, expires_at, mime_type, sha256, storage_key, status, owner_principal, access_attributes";
+
+const FIND_BY_ID_SQL = `select ${FILE_COLUMNS} from ${FILES_TABLE} where id = ? and ${VISIBLE_SQL} limit 1`;
 
 /** A row as the database names its columns (bigints arrive as strings from PostgreSQL). */
 interface FileColumns {

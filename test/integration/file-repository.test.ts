@@ -235,3 +235,66 @@ describe("openFileRepository failures", () => {
     await expect(openFileRepository({ type: "sqlite", dbPath })).rejects.toThrow(dbPath);
   });
 });
+
+describe("findById on SQLite's read-only node:sqlite connection", () => {
+  /** The ORM's own connection inside the repository, to count the queries that reach it. */
+  const ormOf = (repo: object) => (repo as unknown as { orm: MikroORM }).orm;
+
+  it("answers without a query on the ORM's connection, and sees rows another program committed", async () => {
+    const opts = await sqliteOptions("reads-direct");
+    const repo = await openFileRepository(opts);
+    try {
+      const mine = record({ accessAttributes: { teams: ["a", "b"] }, ownerPrincipal: "alice" });
+      await repo.insert(mine);
+      // A row written by another program (as Llama Stack would), after this reader was opened.
+      const foreign = record({ id: "file-0123456789abcdef0123456789abcdef" });
+      await rawSql(opts, [
+        `insert into openai_files (id, filename, purpose, bytes, created_at, expires_at, mime_type, sha256, storage_key, status, owner_principal)
+         values ('${foreign.id}', 'x.txt', 'assistants', 3, ${T}, null, 'text/plain', '${"b".repeat(64)}', 'files/${foreign.id}', 'processed', null)`,
+      ]);
+      const connection = ormOf(repo).em.getConnection();
+      const execute = connection.execute.bind(connection);
+      let ormQueries = 0;
+      connection.execute = ((...args: Parameters<typeof execute>) => {
+        ormQueries++;
+        return execute(...args);
+      }) as typeof connection.execute;
+      expect(await repo.findById(mine.id, T)).toEqual(mine);
+      expect(await repo.findById(foreign.id, T)).toMatchObject({ id: foreign.id, filename: "x.txt", bytes: 3, ownerPrincipal: null });
+      expect(await repo.findById("file-ffffffffffffffffffffffffffffffff", T)).toBeUndefined();
+      expect(ormQueries).toBe(0);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it("falls back to the ORM's connection when the reader cannot answer", async () => {
+    const opts = await sqliteOptions("reads-fallback");
+    const repo = await openFileRepository(opts);
+    try {
+      const mine = record();
+      await repo.insert(mine);
+      // A reader that fails (closed under it): every lookup must still be answered, by the ORM.
+      (repo as unknown as { reads: { close(): void } }).reads.close();
+      const connection = ormOf(repo).em.getConnection();
+      const execute = connection.execute.bind(connection);
+      let ormQueries = 0;
+      connection.execute = ((...args: Parameters<typeof execute>) => {
+        ormQueries++;
+        return execute(...args);
+      }) as typeof connection.execute;
+      expect(await repo.findById(mine.id, T)).toEqual(mine);
+      expect(await repo.findById("file-ffffffffffffffffffffffffffffffff", T)).toBeUndefined();
+      expect(ormQueries).toBe(2);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it("is not opened for an in-memory database", async () => {
+    const { SqliteReads } = await import("../../src/metadata/sqlite-reads.js");
+    expect(SqliteReads.open(":memory:")).toBeUndefined();
+    const reads = SqliteReads.open(path.join(await tempDir("reads-open"), "missing", "files.db"));
+    expect(reads).toBeUndefined(); // read-only: it never creates a file
+  });
+});
