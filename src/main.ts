@@ -20,7 +20,10 @@ async function main(): Promise<void> {
     host: values.host,
     env: process.env,
   });
-  const logger = pino({ level: config.server.logLevel, base: { service: "files" } });
+  // Written on the event loop, one write(2) per line: pino's default (an asynchronous write through
+  // libuv's thread pool per line) cost about 50 µs of CPU per request more, a thread hop on every
+  // call (BENCHMARKS.md, "Per call"), and lines still buffered are lost if the process dies.
+  const logger = pino({ level: config.server.logLevel, base: { service: "files" } }, pino.destination({ dest: 1, sync: true }));
 
   // Handlers go in before anything starts, so a signal during start-up is never Node's default kill.
   let app: RunningApp | undefined;
