@@ -11,6 +11,7 @@ Plaintext by default. --ca trusts that CA and turns TLS on (--tls: TLS with grpc
 certificate is checked against; --token sends "authorization: Bearer TOKEN" on every call (TLS only).
 """
 import argparse
+import faulthandler
 import hashlib
 import json
 import os
@@ -174,6 +175,8 @@ def parse_args(argv):
 
 def main() -> int:
     args = parse_args(sys.argv[1:])
+    # A run that hangs prints every thread's stack before the test harness kills it (at 45 s or more).
+    faulthandler.dump_traceback_later(40, exit=False)
     try:
         summary = run(args)
     except Failure as err:
@@ -187,4 +190,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Straight out: after a failed TLS handshake, grpcio's background threads have been seen to
+    # keep a finished run from exiting; the outcome is already printed.
+    os._exit(code)
