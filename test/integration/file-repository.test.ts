@@ -237,8 +237,17 @@ describe("openFileRepository failures", () => {
 });
 
 describe("findById on SQLite's read-only node:sqlite connection", () => {
-  /** The ORM's own connection inside the repository, to count the queries that reach it. */
-  const ormOf = (repo: object) => (repo as unknown as { orm: MikroORM }).orm;
+  /** Counts, from now on, the queries that reach the repository's own ORM connection. */
+  function countOrmQueries(repo: object): () => number {
+    const connection = (repo as unknown as { orm: MikroORM }).orm.em.getConnection();
+    const execute = connection.execute.bind(connection);
+    let queries = 0;
+    connection.execute = ((...args: Parameters<typeof execute>) => {
+      queries++;
+      return execute(...args);
+    }) as typeof connection.execute;
+    return () => queries;
+  }
 
   it("answers without a query on the ORM's connection, and sees rows another program committed", async () => {
     const opts = await sqliteOptions("reads-direct");
@@ -252,17 +261,11 @@ describe("findById on SQLite's read-only node:sqlite connection", () => {
         `insert into openai_files (id, filename, purpose, bytes, created_at, expires_at, mime_type, sha256, storage_key, status, owner_principal)
          values ('${foreign.id}', 'x.txt', 'assistants', 3, ${T}, null, 'text/plain', '${"b".repeat(64)}', 'files/${foreign.id}', 'processed', null)`,
       ]);
-      const connection = ormOf(repo).em.getConnection();
-      const execute = connection.execute.bind(connection);
-      let ormQueries = 0;
-      connection.execute = ((...args: Parameters<typeof execute>) => {
-        ormQueries++;
-        return execute(...args);
-      }) as typeof connection.execute;
+      const ormQueries = countOrmQueries(repo);
       expect(await repo.findById(mine.id, T)).toEqual(mine);
       expect(await repo.findById(foreign.id, T)).toMatchObject({ id: foreign.id, filename: "x.txt", bytes: 3, ownerPrincipal: null });
       expect(await repo.findById("file-ffffffffffffffffffffffffffffffff", T)).toBeUndefined();
-      expect(ormQueries).toBe(0);
+      expect(ormQueries()).toBe(0);
     } finally {
       await repo.close();
     }
@@ -276,16 +279,10 @@ describe("findById on SQLite's read-only node:sqlite connection", () => {
       await repo.insert(mine);
       // A reader that fails (closed under it): every lookup must still be answered, by the ORM.
       (repo as unknown as { reads: { close(): void } }).reads.close();
-      const connection = ormOf(repo).em.getConnection();
-      const execute = connection.execute.bind(connection);
-      let ormQueries = 0;
-      connection.execute = ((...args: Parameters<typeof execute>) => {
-        ormQueries++;
-        return execute(...args);
-      }) as typeof connection.execute;
+      const ormQueries = countOrmQueries(repo);
       expect(await repo.findById(mine.id, T)).toEqual(mine);
       expect(await repo.findById("file-ffffffffffffffffffffffffffffffff", T)).toBeUndefined();
-      expect(ormQueries).toBe(2);
+      expect(ormQueries()).toBe(2);
     } finally {
       await repo.close();
     }
