@@ -48,51 +48,64 @@ export interface SqlCondition {
  * access_attributes). Every leaf is two-valued (never NULL), so NOT means what it does in the core.
  * Throws on `qualifiedMatches`, which the core filters itself.
  */
-export function predicateToSql(p: RowPredicate, dialect: Dialect): SqlCondition {
+export function predicateToSql(p: RowPredicate, dialect: Dialect, table?: string): SqlCondition {
+  const c = (name: string) => (table ? `${table}."${name}"` : `"${name}"`);
   switch (p.t) {
     case "const":
       return { sql: p.value ? "1 = 1" : "1 = 0", params: [] };
     case "unowned":
-      return { sql: `("owner_principal" is null or "owner_principal" = '')`, params: [] };
+      return { sql: `(${c("owner_principal")} is null or ${c("owner_principal")} = '')`, params: [] };
     case "owner":
-      return { sql: `("owner_principal" is not null and "owner_principal" = ?)`, params: [p.principal] };
+      // '' is no one (Llama Stack's unowned rows), as in rowMatches.
+      return { sql: `(${c("owner_principal")} is not null and ${c("owner_principal")} <> '' and ${c("owner_principal")} = ?)`, params: [p.principal] };
     case "shares":
-      return sharesSql(p.name, p.values, dialect);
+      return sharesSql(p.name, p.values, dialect, c);
     case "idIs":
-      return { sql: `"id" = ?`, params: [p.id] };
+      return { sql: `${c("id")} = ?`, params: [p.id] };
     case "idStartsWith":
-      return { sql: `substr("id", 1, ?) = ?`, params: [[...p.prefix].length, p.prefix] };
+      return { sql: `substr(${c("id")}, 1, ?) = ?`, params: [[...p.prefix].length, p.prefix] };
     case "qualifiedMatches":
       throw new Error("a regex resource scope cannot be expressed in SQL; the service filters it");
     case "and":
     case "or": {
-      const parts = p.of.map((q) => predicateToSql(q, dialect));
+      // Cheap tests first: both databases stop at the first term that decides, so a row the owner
+      // test already admits never has its JSON parsed. Order does not change the value (every leaf is two-valued).
+      const parts = [...p.of].sort((a, b) => parsesJson(a) - parsesJson(b)).map((q) => predicateToSql(q, dialect, table));
       return { sql: `(${parts.map((q) => q.sql).join(p.t === "and" ? " and " : " or ")})`, params: parts.flatMap((q) => q.params) };
     }
     case "not": {
-      const inner = predicateToSql(p.of, dialect);
+      const inner = predicateToSql(p.of, dialect, table);
       return { sql: `(not ${inner.sql})`, params: inner.params };
     }
   }
+}
+
+/** 1 when testing the predicate may parse a row's JSON, else 0. */
+function parsesJson(p: RowPredicate): number {
+  if (p.t === "shares") return 1;
+  if (p.t === "and" || p.t === "or") return p.of.some((q) => parsesJson(q) === 1) ? 1 : 0;
+  if (p.t === "not") return parsesJson(p.of);
+  return 0;
 }
 
 /**
  * An owned row whose `name` attribute is a list holding one of `values`. The attribute is found
  * by comparing keys (no JSON path is built from the name), and malformed JSON never raises.
  */
-function sharesSql(name: string, values: readonly string[], dialect: Dialect): SqlCondition {
+function sharesSql(name: string, values: readonly string[], dialect: Dialect, c: (name: string) => string): SqlCondition {
   const list = values.map(() => "?").join(", ");
-  const pre = prefilter(values, dialect);
-  const owned = `"owner_principal" is not null and "owner_principal" <> ''${pre.sql}`;
+  const pre = prefilter(values, dialect, c("access_attributes"));
+  const owned = `${c("owner_principal")} is not null and ${c("owner_principal")} <> ''${pre.sql}`;
   if (dialect === "sqlite") {
+    const column = c("access_attributes");
     return {
-      sql: `(${owned} and exists (select 1 from json_each(case when json_valid("access_attributes") then "access_attributes" else 'null' end) as k
+      sql: `(${owned} and exists (select 1 from json_each(case when json_valid(${column}) then ${column} else 'null' end) as k
         where k.key = ? and k.type = 'array'
           and exists (select 1 from json_each(k.value) as v where v.type = 'text' and v.value in (${list}))))`,
       params: [...pre.params, name, ...values],
     };
   }
-  const column = `"access_attributes"::json`;
+  const column = `${c("access_attributes")}::json`;
   return {
     sql: `(${owned} and exists (select 1 from json_each(case when json_typeof(${column}) = 'object' then ${column} else '{}'::json end) as k(key, value)
       where k.key = ? and json_typeof(k.value) = 'array'
@@ -108,9 +121,9 @@ function sharesSql(name: string, values: readonly string[], dialect: Dialect): S
  * (printable ASCII without quotes or backslashes; Python's json.dumps escapes anything else), so it
  * never drops a row the exact check would keep; otherwise there is no prefilter.
  */
-function prefilter(values: readonly string[], dialect: Dialect): SqlCondition {
+function prefilter(values: readonly string[], dialect: Dialect, column: string): SqlCondition {
   if (!values.every((v) => /^[\x20-\x7e]*$/.test(v) && !/["\\]/.test(v))) return { sql: "", params: [] };
   // coalesce: a NULL column (rows from before the column existed) must make this false, never NULL.
-  const test = dialect === "sqlite" ? `coalesce(instr("access_attributes", ?), 0) > 0` : `coalesce(strpos("access_attributes"::text, ?), 0) > 0`;
+  const test = dialect === "sqlite" ? `coalesce(instr(${column}, ?), 0) > 0` : `coalesce(strpos(${column}::text, ?), 0) > 0`;
   return { sql: ` and (${values.map(() => test).join(" or ")})`, params: values.map((v) => `"${v}"`) };
 }

@@ -41,6 +41,12 @@ export const FileEntity = new EntitySchema<FileRow>({
 
 export const DELETED_FILES_TABLE = "openai_files_deleted";
 
+/**
+ * One row per (file, attribute name, value) of `openai_files.access_attributes`, kept by triggers
+ * (migration 0008), so that listing under a sharing policy walks an index per shared value.
+ */
+export const ACCESS_VALUES_TABLE = "openai_file_access_values";
+
 /** Where a deleted file sat in the list order, kept for a while so `after` cursors naming it still work. */
 export interface DeletedFileRow {
   id: string;

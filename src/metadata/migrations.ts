@@ -1,6 +1,6 @@
 import { Migration } from "@mikro-orm/migrations";
 import type { MigrationObject, MigrationsOptions } from "@mikro-orm/core";
-import { DELETED_FILES_TABLE, FILES_TABLE } from "./entity.js";
+import { ACCESS_VALUES_TABLE, DELETED_FILES_TABLE, FILES_TABLE } from "./entity.js";
 import { UPLOAD_PARTS_TABLE, UPLOADS_TABLE } from "./upload-entities.js";
 
 export type Dialect = "sqlite" | "postgresql";
@@ -193,6 +193,73 @@ function addAccessAttributes(dialect: Dialect) {
   };
 }
 
+/**
+ * `openai_file_access_values`: each file's attribute values as rows ordered like the listing, so a
+ * sharing policy's "shares a value in teams" is an index range instead of a scan that parses every
+ * row's JSON (BENCHMARKS.md, "Listing under the access policy"). Triggers on `openai_files` keep it,
+ * whoever writes the row (this service, or Llama Stack on the same database); the migration fills
+ * it from the rows already there. Only ever a superset of what the JSON says: the list query still
+ * applies the policy's own condition to every row it returns.
+ */
+function createAccessValuesTable(dialect: Dialect) {
+  return class CreateAccessValuesTable extends Migration {
+    override async up(): Promise<void> {
+      const t = `"${ACCESS_VALUES_TABLE}"`;
+      const f = `"${FILES_TABLE}"`;
+      if (dialect === "sqlite") {
+        this.addSql(`create table if not exists ${t} (
+          "name" text not null, "value" text not null, "created_at" bigint not null, "file_id" text not null,
+          primary key ("name", "value", "created_at", "file_id")
+        ) without rowid`);
+        this.addSql(`create index if not exists "${ACCESS_VALUES_TABLE}_file_id_index" on ${t} ("file_id")`);
+        const valuesOf = (row: string) => `select k.key, v.value, ${row}."created_at", ${row}."id"
+          from json_each(case when json_valid(${row}."access_attributes") and json_type(${row}."access_attributes") = 'object'
+                              then ${row}."access_attributes" else '{}' end) as k,
+               json_each(case when k.type = 'array' then k.value else '[]' end) as v
+          where v.type = 'text'`;
+        const insert = `insert or ignore into ${t} ("name", "value", "created_at", "file_id")`;
+        this.addSql(`create trigger if not exists "${FILES_TABLE}_access_values_insert" after insert on ${f}
+          begin ${insert} ${valuesOf("new")}; end`);
+        this.addSql(`create trigger if not exists "${FILES_TABLE}_access_values_delete" after delete on ${f}
+          begin delete from ${t} where "file_id" = old."id"; end`);
+        this.addSql(`create trigger if not exists "${FILES_TABLE}_access_values_update"
+          after update of "access_attributes", "created_at", "id" on ${f}
+          begin delete from ${t} where "file_id" = old."id"; ${insert} ${valuesOf("new")}; end`);
+        this.addSql(`${insert} ${valuesOf(f)}`.replace(`from json_each`, `from ${f}, json_each`));
+        return;
+      }
+      // file_id sorts like openai_files.id: "C" where this service created the table, the
+      // database's default where Llama Stack did, so both walk the same order.
+      const rows = await this.execute(
+        `select collation_name as c from information_schema.columns where table_schema = current_schema() and table_name = ? and column_name = 'id'`,
+        [FILES_TABLE],
+      );
+      const collation = rows[0]?.c ? ` collate "${String(rows[0].c).replace(/"/g, "")}"` : "";
+      this.addSql(`create table if not exists ${t} (
+        "name" text not null, "value" text not null, "created_at" bigint not null, "file_id" text${collation} not null,
+        primary key ("name", "value", "created_at", "file_id")
+      )`);
+      this.addSql(`create index if not exists "${ACCESS_VALUES_TABLE}_file_id_index" on ${t} ("file_id")`);
+      const valuesOf = (row: string) => `select k.key, v.e #>> '{}', ${row}."created_at", ${row}."id"
+        from json_each(case when json_typeof(${row}."access_attributes"::json) = 'object' then ${row}."access_attributes"::json else '{}'::json end) as k(key, value)
+        cross join lateral json_array_elements(case when json_typeof(k.value) = 'array' then k.value else '[]'::json end) as v(e)
+        where json_typeof(v.e) = 'string'`;
+      const insert = `insert into ${t} ("name", "value", "created_at", "file_id")`;
+      this.addSql(`create or replace function "${ACCESS_VALUES_TABLE}_sync"() returns trigger language plpgsql as $body$
+        begin
+          if tg_op <> 'INSERT' then delete from ${t} where "file_id" = old."id"; end if;
+          if tg_op <> 'DELETE' then ${insert} ${valuesOf("new")} on conflict do nothing; end if;
+          return null;
+        end $body$`);
+      this.addSql(`drop trigger if exists "${FILES_TABLE}_access_values" on ${f}`);
+      this.addSql(`create trigger "${FILES_TABLE}_access_values"
+        after insert or delete or update of "access_attributes", "created_at", "id" on ${f}
+        for each row execute function "${ACCESS_VALUES_TABLE}_sync"()`);
+      this.addSql(`${insert} ${valuesOf("f")}`.replace(`from json_each`, `from ${f} as f cross join lateral json_each`) + " on conflict do nothing");
+    }
+  };
+}
+
 /** Inline list (no file globbing), so it runs the same under node, tsx and vitest. */
 export function migrationsList(dialect: Dialect): MigrationObject[] {
   return [
@@ -203,6 +270,7 @@ export function migrationsList(dialect: Dialect): MigrationObject[] {
     { name: "0005_add_reap_claim_columns", class: addReapClaimColumns() },
     { name: "0006_add_owner_indexes", class: addOwnerIndexes() },
     { name: "0007_add_access_attributes", class: addAccessAttributes(dialect) },
+    { name: "0008_create_access_values", class: createAccessValuesTable(dialect) },
   ];
 }
 

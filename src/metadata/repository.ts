@@ -3,9 +3,10 @@ import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/knex";
 import { PostgreSqlPlatform } from "@mikro-orm/postgresql";
 import type { FileRecord, FileRepository, ListQuery, StorageKeyRow } from "../files/ports.js";
 import type { Purpose } from "../files/purposes.js";
-import { attributesFromColumn, attributesToColumn, predicateToSql, withAttributes } from "./access-sql.js";
+import { attributesFromColumn, attributesToColumn, withAttributes, type SqlCondition } from "./access-sql.js";
+import { listStatement } from "./list-sql.js";
 import type { FilePosition } from "../files/ports.js";
-import { DeletedFileEntity, FILES_TABLE, FileEntity, type FileRow } from "./entity.js";
+import { DELETED_FILES_TABLE, DeletedFileEntity, FILES_TABLE, FileEntity, type FileRow } from "./entity.js";
 import { NOT_HERE, type SqliteReads } from "./sqlite-reads.js";
 
 /** How long a deleted file's list position is remembered: longer than any walk through a listing. */
@@ -52,33 +53,20 @@ export class MikroOrmFileRepository implements FileRepository {
 
   async list(query: ListQuery): Promise<FileRecord[]> {
     if (query.limit <= 0) return [];
-    const dir = query.order === "asc" ? "asc" : "desc";
-    const qb = this.em().createQueryBuilder(FileEntity).select("*").where(visibleAt(query.now));
-    if (query.purpose !== undefined) qb.andWhere({ purpose: query.purpose });
-    if (query.owner !== undefined) qb.andWhere({ ownerPrincipal: query.owner });
-    if (query.visible !== undefined) {
-      const visible = predicateToSql(query.visible, this.dialect());
-      qb.andWhere(visible.sql, visible.params as never[]);
-    }
-    if (query.after) {
-      // Row-value comparison: "strictly after (c, i) in this order", i.e. for desc
-      // created_at < c OR (created_at = c AND id < i). Both databases can start an index range
-      // scan on (created_at, id) [or (purpose, created_at, id)] from it, unlike the OR form.
-      const op = dir === "asc" ? ">" : "<";
-      qb.andWhere(`("created_at", "id") ${op} (?, ?)`, [query.after.createdAt, query.after.id]);
-    }
-    qb.orderBy([{ createdAt: dir }, { id: dir }]).limit(query.limit);
-    const rows = await qb.getResultList();
-    return rows.map(toRecord);
+    // Plain SQL like findById: MikroORM's hydration was most of a page's CPU.
+    const statement = listStatement(query, { dialect: this.dialect(), columns: FILE_COLUMNS, notExpired });
+    if (statement === null) return [];
+    const read = this.reads ? this.reads.all<FileColumns>(statement.sql, statement.params as (string | number)[]) : NOT_HERE;
+    const rows = read !== NOT_HERE ? read : await this.orm.em.getConnection().execute<FileColumns[]>(statement.sql, statement.params as never[]);
+    return rows.map((row) => toRecord(fromColumns(row)));
   }
 
   async position(id: string): Promise<FilePosition | undefined> {
-    const em = this.em();
-    const row =
-      (await em.findOne(FileEntity, { id }, { fields: ["createdAt", "ownerPrincipal", "accessAttributes"] })) ??
-      (await em.findOne(DeletedFileEntity, { id }));
+    // Every page with an `after` cursor asks this first: plain SQL like findById.
+    const read = this.reads ? this.reads.get<PositionColumns>(POSITION_SQL, [id, id]) : NOT_HERE;
+    const row = read !== NOT_HERE ? read : (await this.orm.em.getConnection().execute<PositionColumns[]>(POSITION_SQL, [id, id]))[0];
     return row
-      ? { createdAt: Number(row.createdAt), id, ownerPrincipal: row.ownerPrincipal ?? null, ...withAttributes(row.accessAttributes) }
+      ? { createdAt: Number(row.created_at), id, ownerPrincipal: row.owner_principal ?? null, ...withAttributes(row.access_attributes) }
       : undefined;
   }
 
@@ -167,10 +155,32 @@ export const LLAMA_STACK_NO_EXPIRY_SECONDS = 42 * 2_592_000;
 /** visibleAt in SQL, for the plain queries; its parameters are `now` and the Llama Stack sentinel. */
 const VISIBLE_SQL = `(expires_at is null or expires_at > ? or expires_at = created_at + ?)`;
 
+/** visibleAt on the row `alias`, with its parameters. */
+function notExpired(alias: string, now: number): SqlCondition {
+  const c = (name: string) => `${alias}."${name}"`;
+  return {
+    sql: `(${c("expires_at")} is null or ${c("expires_at")} > ? or ${c("expires_at")} = ${c("created_at")} + ?)`,
+    params: [now, LLAMA_STACK_NO_EXPIRY_SECONDS],
+  };
+}
+
 const FILE_COLUMNS =
   "id, filename, purpose, bytes, created_at, expires_at, mime_type, sha256, storage_key, status, owner_principal, access_attributes";
 
 const FIND_BY_ID_SQL = `select ${FILE_COLUMNS} from ${FILES_TABLE} where id = ? and ${VISIBLE_SQL} limit 1`;
+
+/** A live row first, else a remembered deleted position. */
+const POSITION_SQL = `select created_at, owner_principal, access_attributes from (
+    select 0 as k, created_at, owner_principal, access_attributes from ${FILES_TABLE} where id = ?
+    union all
+    select 1 as k, created_at, owner_principal, access_attributes from ${DELETED_FILES_TABLE} where id = ?
+  ) as p order by k limit 1`;
+
+interface PositionColumns {
+  created_at: number | string;
+  owner_principal: string | null;
+  access_attributes: unknown;
+}
 
 /** A row as the database names its columns (bigints arrive as strings from PostgreSQL). */
 interface FileColumns {

@@ -5,9 +5,12 @@ export const NOT_HERE = Symbol("not read here");
 
 type SqlValue = string | number | null;
 
+/** Distinct statements kept prepared; past this the cache starts again (bounded memory). */
+const MAX_STATEMENTS = 256;
+
 /**
  * A second, read-only connection to the SQLite file, on Node's built-in node:sqlite, for the
- * hottest lookup (a file by id: retrieve, content, download).
+ * hottest reads (a file by id: retrieve, content, download; and list pages).
  *
  * Why: through MikroORM, knex and node-sqlite3, one primary-key lookup costs about 110–160 µs of
  * CPU and three round trips through libuv's thread pool (prepare, step, finalize); a prepared
@@ -39,15 +42,30 @@ export class SqliteReads {
   /** The first row of `sql`, undefined when there is none, or NOT_HERE. */
   get<T>(sql: string, params: readonly SqlValue[]): T | undefined | typeof NOT_HERE {
     try {
-      let statement = this.statements.get(sql);
-      if (!statement) {
-        statement = this.db.prepare(sql);
-        this.statements.set(sql, statement);
-      }
-      return statement.get(...params) as T | undefined;
+      return this.statement(sql).get(...params) as T | undefined;
     } catch {
       return NOT_HERE;
     }
+  }
+
+  /** Every row of `sql` (a list page), or NOT_HERE. */
+  all<T>(sql: string, params: readonly SqlValue[]): T[] | typeof NOT_HERE {
+    try {
+      return this.statement(sql).all(...params) as T[];
+    } catch {
+      return NOT_HERE;
+    }
+  }
+
+  /** Prepared once per distinct text; list pages have a few shapes (order, purpose, cursor, branches). */
+  private statement(sql: string): StatementSync {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      if (this.statements.size >= MAX_STATEMENTS) this.statements.clear();
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
   }
 
   close(): void {

@@ -6,6 +6,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { newFileId } from "../../src/files/ids.js";
 import type { FileRecord, FileRepository, ListOrder, ListQuery } from "../../src/files/ports.js";
 import type { Purpose } from "../../src/files/purposes.js";
+import { FILE_RESOURCE_TYPE } from "../../src/files/access-control.js";
+import { LLAMA_STACK_DEFAULT_POLICY, OWNER_ONLY_POLICY, parseAccessPolicy, type User } from "../../src/files/access-policy.js";
+import { compileRowPredicate, rowMatches } from "../../src/files/row-predicate.js";
 
 const T = 1_700_000_000; // a fixed "now": expiry is judged against the caller's clock, not the wall clock
 const GiB = 1024 ** 3;
@@ -216,6 +219,47 @@ export function fileRepositoryContract(name: string, open: () => Promise<FileRep
       expect((await repo.position(alices.id))?.ownerPrincipal).toBe("alice");
       expect(await repo.delete(alices.id, T)).toBe(true);
       expect(await repo.position(alices.id)).toEqual({ createdAt: alices.createdAt, id: alices.id, ownerPrincipal: "alice" });
+    });
+
+    it("pages exactly the rows a sharing policy admits: owners, unowned rows, shared values, forbid rules, expiry and purpose", async () => {
+      const owners = ["alice", "bob", "carol", "dave", null, ""] as const;
+      const teams = [["ml"], ["ops"], ["ml", "ops"], [], ["x\"y"]];
+      const files = Array.from({ length: 90 }, (_, i) => {
+        const owner = owners[i % owners.length]!;
+        const withAttributes = owner && i % 4 !== 3;
+        return record({
+          ownerPrincipal: owner,
+          createdAt: T - (i % 7),
+          purpose: i % 3 ? "batch" : "assistants",
+          expiresAt: i % 17 === 0 ? T : null,
+          ...(withAttributes ? { accessAttributes: { roles: [owner], teams: teams[i % teams.length]! } } : {}),
+        });
+      });
+      await put(...files);
+      const users: User[] = [
+        { principal: "alice", attributes: { roles: ["alice"], teams: ["ml"] } },
+        { principal: "erin", attributes: { teams: ["ops", "ml"] } },
+        { principal: "bob", attributes: null },
+        { principal: "zed", attributes: { teams: ['x"y'] } },
+      ];
+      const forbidOps = parseAccessPolicy([
+        { forbid: { actions: ["read"] }, when: "user with ops in teams", description: "no ops" },
+        { permit: { actions: ["read"] }, when: "user in owners teams" },
+        { permit: { actions: ["read"] }, when: "user is owner" },
+      ]);
+      const unlessOwner = parseAccessPolicy([{ permit: { actions: ["read"] }, unless: "user is owner" }]);
+      for (const policy of [LLAMA_STACK_DEFAULT_POLICY, OWNER_ONLY_POLICY, forbidOps, unlessOwner]) {
+        for (const user of users) {
+          const visible = compileRowPredicate(policy, "read", FILE_RESOURCE_TYPE, user);
+          for (const purpose of [undefined, "batch"] as const) {
+            const want = files.filter((f) => f.expiresAt === null && (!purpose || f.purpose === purpose) && rowMatches(visible, f));
+            for (const order of ["asc", "desc"] as const) {
+              const label = `${JSON.stringify(policy).slice(0, 60)} ${user.principal} ${purpose} ${order}`;
+              expect(await walk({ limit: 4, order, now: T, visible, ...(purpose ? { purpose } : {}) }), label).toEqual(sorted(want, order));
+            }
+          }
+        }
+      }
     });
 
     it("rejects a second insert with the same id and keeps the first", async () => {

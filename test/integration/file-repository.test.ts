@@ -3,6 +3,9 @@ import { MikroORM } from "@mikro-orm/core";
 import { PostgreSqlDriver } from "@mikro-orm/postgresql";
 import { SqliteDriver } from "@mikro-orm/sqlite";
 import { describe, expect, it } from "vitest";
+import { FILE_RESOURCE_TYPE } from "../../src/files/access-control.js";
+import { LLAMA_STACK_DEFAULT_POLICY } from "../../src/files/access-policy.js";
+import { compileRowPredicate } from "../../src/files/row-predicate.js";
 import { openFileRepository, type MetadataStoreOptions } from "../../src/metadata/open.js";
 import { fileRepositoryContract, record } from "../contract/file-repository.contract.js";
 import { createTestDatabase, tempDir } from "../support/env.js";
@@ -107,6 +110,48 @@ for (const [name, options] of backends) {
         const big = record({ bytes: 8 * 1024 ** 3 });
         await repo.insert(big);
         expect(await repo.findById(big.id, T)).toEqual(big);
+      } finally {
+        await repo.close();
+      }
+    });
+
+    it("keeps openai_file_access_values in step with the rows, whoever writes them, and fills it from rows already there", async () => {
+      const opts = await options(`access values ${name}`);
+      const id = (c: string) => `file-${c.repeat(32)}`;
+      const llamaRow = (c: string, owner: string, attrs: string) =>
+        `insert into openai_files (id, filename, purpose, bytes, created_at, expires_at, owner_principal, access_attributes)
+          values ('${id(c)}', 'x.txt', 'assistants', 1, ${T - 5}, ${T + 3600}, '${owner}', '${attrs}')`;
+      // Rows Llama Stack wrote before this service first opened the database.
+      await rawSql(opts, [
+        `create table openai_files (id varchar not null, filename varchar, purpose varchar, bytes integer,
+          created_at integer, expires_at integer, owner_principal varchar, access_attributes json, primary key (id))`,
+        llamaRow("a", "ann", `{"roles": ["ann"], "teams": ["ml", "ops"]}`),
+        llamaRow("b", "ben", `{"teams": "ml", "projects": [1, "p1"]}`), // a string, not a list; a number in a list
+        llamaRow("c", "", "null"),
+      ]);
+      const values = async () =>
+        (await rawRows(opts, `select name, value, created_at, file_id from openai_file_access_values order by file_id, name, value`)).map(
+          (r) => `${String(r.file_id).slice(5, 6)} ${r.name}=${r.value} @${Number(r.created_at) - T}`,
+        );
+      const repo = await openFileRepository(opts);
+      try {
+        expect(await values()).toEqual(["a roles=ann @-5", "a teams=ml @-5", "a teams=ops @-5", "b projects=p1 @-5"]);
+        await repo.insert(record({ id: id("d"), createdAt: T, ownerPrincipal: "dee", accessAttributes: { teams: ["ops"] } }));
+        await repo.insert(record({ id: id("e"), createdAt: T, ownerPrincipal: "eve" })); // no attributes: no rows
+        // Another program (Llama Stack on the same database) writes, edits and deletes rows.
+        await rawSql(opts, [
+          llamaRow("f", "fay", `{"namespaces": ["n1"]}`),
+          `update openai_files set access_attributes = '{"teams": ["sec"]}' where id = '${id("a")}'`,
+          `update openai_files set created_at = ${T - 1} where id = '${id("f")}'`,
+          `delete from openai_files where id = '${id("b")}'`,
+        ]);
+        expect(await values()).toEqual(["a teams=sec @-5", "d teams=ops @0", "f namespaces=n1 @-1"]);
+        expect(await repo.delete(id("d"), T)).toBe(true);
+        expect(await values()).toEqual(["a teams=sec @-5", "f namespaces=n1 @-1"]);
+        // And the listing reads it: a teammate of ann's now finds her file by its new team.
+        const visible = compileRowPredicate(LLAMA_STACK_DEFAULT_POLICY, "read", FILE_RESOURCE_TYPE, { principal: "zoe", attributes: { teams: ["sec"] } });
+        const listed = await repo.list({ limit: 10, order: "asc", now: T, visible });
+        expect(listed.map((f) => f.id)).toEqual([id("a"), id("c")]); // ann's by team, and the unowned one
       } finally {
         await repo.close();
       }
