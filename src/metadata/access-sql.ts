@@ -15,20 +15,33 @@ export function attributesToColumn(attributes: Attributes | null | undefined): s
  * Anything that is not an object of string lists (a hand-edited row) keeps only its string lists.
  */
 export function attributesFromColumn(value: unknown): Attributes | null {
-  let parsed = value;
-  if (typeof value === "string") {
-    try {
-      parsed = JSON.parse(value);
-    } catch {
-      return null;
-    }
+  if (typeof value !== "string") return attributesFrom(value);
+  // Rows of one owner carry the same text: a list page parses each distinct text once.
+  const known = parsedTexts.get(value);
+  if (known !== undefined) return known;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    parsed = null;
   }
+  const attributes = attributesFrom(parsed);
+  if (parsedTexts.size >= PARSED_TEXTS_MAX) parsedTexts.clear();
+  parsedTexts.set(value, attributes);
+  return attributes;
+}
+
+/** Parsed `access_attributes` texts, frozen since records share them; bounded, cleared when full. */
+const parsedTexts = new Map<string, Attributes | null>();
+const PARSED_TEXTS_MAX = 4096;
+
+function attributesFrom(parsed: unknown): Attributes | null {
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return null;
   const attributes: Attributes = {};
   for (const [name, values] of Object.entries(parsed as Record<string, unknown>)) {
-    if (Array.isArray(values)) attributes[name] = values.filter((v): v is string => typeof v === "string");
+    if (Array.isArray(values)) attributes[name] = Object.freeze(values.filter((v): v is string => typeof v === "string")) as string[];
   }
-  return attributes;
+  return Object.freeze(attributes);
 }
 
 /** `{ accessAttributes }` when the column holds attributes; nothing when it holds none (records leave the field unset). */

@@ -4,7 +4,7 @@ import { PostgreSqlPlatform } from "@mikro-orm/postgresql";
 import type { FileRecord, FileRepository, ListQuery, StorageKeyRow } from "../files/ports.js";
 import type { Purpose } from "../files/purposes.js";
 import { attributesFromColumn, attributesToColumn, withAttributes, type SqlCondition } from "./access-sql.js";
-import { listStatement } from "./list-sql.js";
+import { listPlan, runBranches } from "./list-sql.js";
 import type { FilePosition } from "../files/ports.js";
 import { DELETED_FILES_TABLE, DeletedFileEntity, FILES_TABLE, FileEntity, type FileRow } from "./entity.js";
 import { NOT_HERE, type SqliteReads } from "./sqlite-reads.js";
@@ -54,10 +54,22 @@ export class MikroOrmFileRepository implements FileRepository {
   async list(query: ListQuery): Promise<FileRecord[]> {
     if (query.limit <= 0) return [];
     // Plain SQL like findById: MikroORM's hydration was most of a page's CPU.
-    const statement = listStatement(query, { dialect: this.dialect(), columns: FILE_COLUMNS, notExpired });
-    if (statement === null) return [];
-    const read = this.reads ? this.reads.all<FileColumns>(statement.sql, statement.params as (string | number)[]) : NOT_HERE;
-    const rows = read !== NOT_HERE ? read : await this.orm.em.getConnection().execute<FileColumns[]>(statement.sql, statement.params as never[]);
+    const plan = listPlan(query, { dialect: this.dialect(), columns: FILE_COLUMN_LIST, notExpired });
+    if (plan.t === "none") return [];
+    let rows: FileColumns[] | undefined;
+    if (this.reads) {
+      const reads = this.reads;
+      const run = (statement: SqlCondition) => {
+        const found = reads.all<FileColumns>(statement.sql, statement.params as (string | number)[]);
+        return found === NOT_HERE ? undefined : found;
+      };
+      // On this connection a statement costs microseconds: the branches one by one, each bounded.
+      rows = plan.t === "scan" ? run(plan.statement) : runBranches(plan, query, run);
+    }
+    if (rows === undefined) {
+      const statement = plan.t === "scan" ? plan.statement : plan.union;
+      rows = await this.orm.em.getConnection().execute<FileColumns[]>(statement.sql, statement.params as never[]);
+    }
     return rows.map((row) => toRecord(fromColumns(row)));
   }
 
@@ -164,8 +176,10 @@ function notExpired(alias: string, now: number): SqlCondition {
   };
 }
 
-const FILE_COLUMNS =
-  "id, filename, purpose, bytes, created_at, expires_at, mime_type, sha256, storage_key, status, owner_principal, access_attributes";
+const FILE_COLUMN_LIST = [
+  "id", "filename", "purpose", "bytes", "created_at", "expires_at", "mime_type", "sha256", "storage_key", "status", "owner_principal", "access_attributes",
+] as const;
+const FILE_COLUMNS = FILE_COLUMN_LIST.join(", ");
 
 const FIND_BY_ID_SQL = `select ${FILE_COLUMNS} from ${FILES_TABLE} where id = ? and ${VISIBLE_SQL} limit 1`;
 
