@@ -99,7 +99,7 @@ export function listPlan(query: ListQuery, options: ListStatementOptions): ListP
   if (live.length === 0) return { t: "none" };
   const branches = live.map(({ driver, rest }) => branch(driver, [...filters, ...allowed(rest)]));
   const parts = branches.map((b, i) => {
-    const { sql, params } = b.rows();
+    const { sql, params } = b.rows(undefined, true);
     // A compound member cannot carry its own ORDER BY / LIMIT directly; a subquery can.
     return { sql: `select * from (${sql}) as b${i}`, params };
   });
@@ -110,9 +110,12 @@ export function listPlan(query: ListQuery, options: ListStatementOptions): ListP
       dialect === "sqlite"
         ? { sql: `select ${allColumns} from "${FILES_TABLE}" as f where f."id" in (select value from json_each(?))`, params: [JSON.stringify(ids)] }
         : { sql: `select ${allColumns} from "${FILES_TABLE}" as f where f."id" = any(?)`, params: [ids] },
-    // UNION, not UNION ALL: a row two branches found (the owner's, listing the owner's role) once.
-    union: {
-      sql: `${parts.map((b) => b.sql).join(" union ")} order by "created_at" ${dir}, "id" ${dir} limit ?`,
+    // The branches' positions, merged (UNION: a row two branches found, such as the owner's
+    // listing the owner's role, once), then the page's rows read whole by id.
+    union: branches.length === 1 ? branches[0]!.rows() : {
+      sql: `select ${allColumns} from "${FILES_TABLE}" as f where f."id" in (
+          select "id" from (${parts.map((b) => b.sql).join(" union ")} order by "created_at" ${dir}, "id" ${dir} limit ?) as page
+        ) ${order(`f."created_at"`, `f."id"`)}`,
       params: [...parts.flatMap((b) => b.params), query.limit],
     },
   };

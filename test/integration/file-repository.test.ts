@@ -333,6 +333,40 @@ describe("findById on SQLite's read-only node:sqlite connection", () => {
     }
   });
 
+  it("serves list pages and cursor positions too, and the ORM's connection serves the same pages (one statement) when it cannot", async () => {
+    const opts = await sqliteOptions("reads-list");
+    const repo = await openFileRepository(opts);
+    try {
+      const owners = ["ann", "ben", "cat", null, ""];
+      for (let i = 0; i < 40; i++) {
+        const owner = owners[i % owners.length]!;
+        await repo.insert(record({ createdAt: T - (i % 6), ownerPrincipal: owner, ...(owner && i % 3 ? { accessAttributes: { teams: [i % 2 ? "ml" : "ops"] } } : {}) }));
+      }
+      const visible = compileRowPredicate(LLAMA_STACK_DEFAULT_POLICY, "read", FILE_RESOURCE_TYPE, { principal: "ann", attributes: { teams: ["ml"] } });
+      const walk = async () => {
+        const pages: string[][] = [];
+        let after: { createdAt: number; id: string } | undefined;
+        for (;;) {
+          const page = await repo.list({ limit: 3, order: "desc", now: T, visible, after });
+          if (page.length === 0) return pages;
+          pages.push(page.map((f) => f.id));
+          const position = await repo.position(page.at(-1)!.id);
+          after = { createdAt: position!.createdAt, id: position!.id };
+        }
+      };
+      let ormQueries = countOrmQueries(repo);
+      const onReader = await walk();
+      expect(ormQueries()).toBe(0);
+      expect(onReader.flat().length).toBeGreaterThan(12);
+      (repo as unknown as { reads: { close(): void } }).reads.close();
+      ormQueries = countOrmQueries(repo);
+      expect(await walk()).toEqual(onReader);
+      expect(ormQueries()).toBe(2 * onReader.length + 1);
+    } finally {
+      await repo.close();
+    }
+  });
+
   it("is not opened for an in-memory database", async () => {
     const { SqliteReads } = await import("../../src/metadata/sqlite-reads.js");
     expect(SqliteReads.open(":memory:")).toBeUndefined();
