@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { FilePurpose } from "../../gen/ts/files/v1/files_pb.js";
 import { createTestBucket, tempDir, testS3Endpoint } from "../support/env.js";
 import { connectClient } from "../support/grpc-clients.js";
+import { resetPeakRss } from "../../bench/proc.js";
 import { processMemory } from "../support/proc-memory.js";
 import { s3ProviderConfig, startServer, type ServerProcess } from "../support/server-process.js";
 
@@ -33,6 +34,7 @@ it("streams a 384 MiB upload and download without the server's memory following 
   const warm = await client.upload({ filename: "warm.bin", purpose: FilePurpose.BATCH }, blocks(16));
   await client.download({ fileId: warm.id });
   const pid = server.child.pid!;
+  resetPeakRss(pid); // the peak from here on, not the warm-up's
   const idle = processMemory(pid, "VmRSS");
 
   const expected = createHash("sha256");
