@@ -1,6 +1,7 @@
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DownloadFileResponseSchema, type DownloadFileResponse } from "../../../gen/ts/files/v1/files_pb.js";
+import { FILE_MESSAGE_ENCODERS } from "./file-message-encoder.js";
 
 const PREFIX_BYTES = 5;
 /** Wire type 2 (length-delimited) for a field number. */
@@ -33,7 +34,7 @@ export function bulkBytesOf(schema: DescMessage, message: unknown): { field: num
 export function encodeEnvelope<D extends DescMessage>(schema: D, message: MessageShape<D>, writeMaxBytes: number): Uint8Array[] {
   const bulk = bulkBytesOf(schema, message);
   if (bulk) return encodeBytesField(bulk.field, [bulk.bytes], bulk.bytes.byteLength, writeMaxBytes);
-  const bytes = toBinary(schema, message);
+  const bytes = FILE_MESSAGE_ENCODERS[schema.typeName]?.(message) ?? toBinary(schema, message);
   assertWithin(bytes.byteLength, writeMaxBytes);
   const out = Buffer.allocUnsafe(PREFIX_BYTES + bytes.byteLength);
   out[0] = 0;
