@@ -249,6 +249,8 @@ export interface UploadRepository {
   transition(id: string, from: UploadStatus, to: UploadStatus, fileId?: string): Promise<boolean>;
   insertPart(part: UploadPartRecord): Promise<void>;
   listParts(uploadId: string): Promise<UploadPartRecord[]>;
+  /** How many parts the upload holds (each new part checks the limit; listParts would read them all). */
+  countParts(uploadId: string): Promise<number>;
   deletePart(partId: string): Promise<void>;
   /**
    * For the reaper: atomically claims up to `limit` uploads with work left, holding each until

@@ -150,8 +150,8 @@ export class UploadsService {
 
   private async storePart(upload: UploadRecord, chunks: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined): Promise<UploadPartRecord> {
     const id = upload.id;
-    const existing = await this.metadata(() => this.options.repository.listParts(id));
-    if (existing.length >= MAX_PARTS_PER_UPLOAD) {
+    const existing = await this.metadata(() => this.options.repository.countParts(id));
+    if (existing >= MAX_PARTS_PER_UPLOAD) {
       throw invalidArgument("data", `Upload '${id}' already has ${MAX_PARTS_PER_UPLOAD} parts, the most one upload may have`);
     }
 

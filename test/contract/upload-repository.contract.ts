@@ -174,6 +174,11 @@ export function uploadRepositoryContract(name: string, open: () => Promise<Opene
       }
       expect(await repo.listParts(b.id)).toEqual([bPart]);
       expect(await repo.listParts(newUploadId())).toEqual([]);
+      expect(await repo.countParts(a.id)).toBe(3);
+      expect(await repo.countParts(b.id)).toBe(1);
+      expect(await repo.countParts(newUploadId())).toBe(0);
+      await repo.deletePart(aParts[0]!.id);
+      expect(await repo.countParts(a.id)).toBe(2);
     });
 
     it("rejects a second part with the same id", async () => {

@@ -37,6 +37,10 @@ export class MemoryUploadRepository implements UploadRepository {
       .map((p) => ({ ...p }));
   }
 
+  async countParts(uploadId: string): Promise<number> {
+    return [...this.parts.values()].filter((p) => p.uploadId === uploadId).length;
+  }
+
   async deletePart(partId: string): Promise<void> {
     this.parts.delete(partId);
   }
