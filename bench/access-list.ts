@@ -4,7 +4,10 @@
  * and under llama_stack_default, in the same run and alternating, through FilesService and the SQL
  * repository; prints p50/p99 and CPU per page and the ratios (the target: preset p99 within 1.5× of
  * owner_only's). `node --import tsx bench/access-list.ts [rows] [--rounds N] [--postgres]`
- * (--postgres: a throwaway PostgreSQL cluster instead of the SQLite file).
+ * (--postgres: a throwaway PostgreSQL cluster instead of the SQLite file). With --server, also
+ * through the built service over REST, as users meet it: two servers on the same SQLite file, one
+ * per policy, the caller authenticated by an API key carrying its attributes; server CPU per page
+ * from /proc (run `npm run build` first).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
@@ -16,6 +19,11 @@ import { FilesService } from "../src/files/files-service.js";
 import type { FileRecord, ObjectStore } from "../src/files/ports.js";
 import { openFileRepository } from "../src/metadata/open.js";
 import { startPostgres } from "../test/support/postgres.js";
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { stringify } from "yaml";
+import { cpuStopwatch } from "./proc.js";
+import { startService, type ServiceProcess } from "./servers.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -26,6 +34,7 @@ const option = (name: string, fallback: number) => {
 const ROWS = Number(args.find((a, i) => /^\d+$/.test(a) && args[i - 1] !== "--rounds") ?? 100_000);
 const ROUNDS = option("--rounds", 21);
 const POSTGRES = flag("--postgres");
+const SERVER = flag("--server") && !POSTGRES;
 const OWNERS = 100;
 const PAGES = 60;
 const dir = mkdtempSync(join(tmpdir(), "files-access-bench-"));
@@ -132,5 +141,73 @@ console.log(
   ),
 );
 await repository.close();
+if (SERVER) console.log(JSON.stringify(await overRest(), null, 2));
 await pg?.stop();
 rmSync(dir, { recursive: true, force: true });
+
+/** The same walks through the service over REST (see the header). */
+async function overRest() {
+  const key = `bench-${randomBytes(12).toString("hex")}`;
+  const servers: Partial<Record<Name, ServiceProcess>> = {};
+  try {
+    for (const name of Object.keys(services) as Name[]) {
+      const configPath = join(dir, `${name}.yaml`);
+      writeFileSync(
+        configPath,
+        stringify({
+          api: "files",
+          provider_type: "inline::localfs",
+          config: { storage_dir: join(dir, "objects"), metadata_store: { type: "sqlite", db_path: dbPath } },
+          server: {
+            host: "127.0.0.1",
+            auth: { api_keys: [{ key, principal: caller.principal, attributes: caller.attributes }], access_policy: name },
+          },
+        }),
+      );
+      servers[name] = await startService(configPath);
+    }
+    const restSamples: Record<Name, { ms: number[]; cpuMs: number; pages: number }> = {
+      owner_only: { ms: [], cpuMs: 0, pages: 0 },
+      llama_stack_default: { ms: [], cpuMs: 0, pages: 0 },
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const name of Object.keys(servers) as Name[]) {
+        const server = servers[name]!;
+        const cpu = cpuStopwatch(server.pid);
+        const ms: number[] = [];
+        let after: string | undefined;
+        for (let page = 0; page < PAGES; page++) {
+          const t0 = performance.now();
+          const res = await fetch(`${server.baseUrl}/v1/files?limit=100${after ? `&after=${after}` : ""}`, { headers: { authorization: `Bearer ${key}` } });
+          const body = (await res.json()) as { data: { id: string }[]; has_more: boolean; last_id?: string };
+          ms.push(performance.now() - t0);
+          if (res.status !== 200) throw new Error(`${name}: list answered ${res.status}`);
+          if (!body.has_more) break;
+          after = body.last_id ?? body.data.at(-1)!.id;
+        }
+        const cpuMs = cpu() * 1000;
+        if (round === 0) continue; // warm-up
+        restSamples[name].ms.push(...ms);
+        restSamples[name].cpuMs += cpuMs;
+        restSamples[name].pages += ms.length;
+      }
+    }
+    const rest = Object.fromEntries(
+      Object.entries(restSamples).map(([name, r]) => [
+        name,
+        { pages: r.pages, p50_ms: +pct(r.ms, 50).toFixed(3), p99_ms: +pct(r.ms, 99).toFixed(3), server_cpu_ms_per_page: +(r.cpuMs / r.pages).toFixed(3) },
+      ]),
+    ) as unknown as Record<Name, { p50_ms: number; p99_ms: number; server_cpu_ms_per_page: number }>;
+    const restRatio = rest.llama_stack_default.p99_ms / rest.owner_only.p99_ms;
+    return {
+      over: "REST, the built service",
+      ...rest,
+      p50_ratio: +(rest.llama_stack_default.p50_ms / rest.owner_only.p50_ms).toFixed(2),
+      p99_ratio: +restRatio.toFixed(2),
+      server_cpu_ratio: +(rest.llama_stack_default.server_cpu_ms_per_page / rest.owner_only.server_cpu_ms_per_page).toFixed(2),
+      within_1_5x: restRatio <= 1.5,
+    };
+  } finally {
+    for (const server of Object.values(servers)) await server?.stop();
+  }
+}
