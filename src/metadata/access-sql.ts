@@ -14,7 +14,17 @@ export function attributesToColumn(attributes: Attributes | null | undefined): s
  * The column's value as read (text on SQLite, already parsed on PostgreSQL), as attributes.
  * Anything that is not an object of string lists (a hand-edited row) keeps only its string lists.
  */
-export function attributesFromColumn(value: unknown): Attributes | null {
+export function attributesFromColumn(value: unknown, reencoded = false): Attributes | null {
+  // Upload rows and remembered deleted positions written by earlier versions hold the JSON text
+  // encoded once more (the ORM's json column serialized the string it was given): decode twice.
+  if (reencoded && typeof value === "string") {
+    try {
+      const inner: unknown = JSON.parse(value);
+      if (typeof inner === "string") value = inner;
+    } catch {
+      return null;
+    }
+  }
   if (typeof value !== "string") return attributesFrom(value);
   // Rows of one owner carry the same text: a list page parses each distinct text once.
   const known = parsedTexts.get(value);
@@ -45,8 +55,8 @@ function attributesFrom(parsed: unknown): Attributes | null {
 }
 
 /** `{ accessAttributes }` when the column holds attributes; nothing when it holds none (records leave the field unset). */
-export function withAttributes(value: unknown): { accessAttributes?: Attributes } {
-  const attributes = attributesFromColumn(value);
+export function withAttributes(value: unknown, reencoded = false): { accessAttributes?: Attributes } {
+  const attributes = attributesFromColumn(value, reencoded);
   return attributes ? { accessAttributes: attributes } : {};
 }
 

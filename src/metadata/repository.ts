@@ -78,7 +78,7 @@ export class MikroOrmFileRepository implements FileRepository {
     const read = this.reads ? this.reads.get<PositionColumns>(POSITION_SQL, [id, id]) : NOT_HERE;
     const row = read !== NOT_HERE ? read : (await this.orm.em.getConnection().execute<PositionColumns[]>(POSITION_SQL, [id, id]))[0];
     return row
-      ? { createdAt: Number(row.created_at), id, ownerPrincipal: row.owner_principal ?? null, ...withAttributes(row.access_attributes) }
+      ? { createdAt: Number(row.created_at), id, ownerPrincipal: row.owner_principal ?? null, ...withAttributes(row.access_attributes, Number(row.k) === 1) }
       : undefined;
   }
 
@@ -92,7 +92,9 @@ export class MikroOrmFileRepository implements FileRepository {
         createdAt: Number(row.createdAt),
         deletedAt: now,
         ownerPrincipal: row.ownerPrincipal ?? null,
-        accessAttributes: attributesToColumn(attributesFromColumn(row.accessAttributes)),
+        // A fresh object (parsed attributes are shared and frozen; the ORM writes into what it is
+        // given): the json column serializes it (given the JSON text, it encoded it twice).
+        accessAttributes: structuredClone(attributesFromColumn(row.accessAttributes)),
       });
       // Forgetting old positions here keeps the table small without a sweep of its own.
       await em.nativeDelete(DeletedFileEntity, { deletedAt: { $lt: now - CURSOR_MEMORY_SECONDS } });
@@ -184,13 +186,15 @@ const FILE_COLUMNS = FILE_COLUMN_LIST.join(", ");
 const FIND_BY_ID_SQL = `select ${FILE_COLUMNS} from ${FILES_TABLE} where id = ? and ${VISIBLE_SQL} limit 1`;
 
 /** A live row first, else a remembered deleted position. */
-const POSITION_SQL = `select created_at, owner_principal, access_attributes from (
+const POSITION_SQL = `select k, created_at, owner_principal, access_attributes from (
     select 0 as k, created_at, owner_principal, access_attributes from ${FILES_TABLE} where id = ?
     union all
     select 1 as k, created_at, owner_principal, access_attributes from ${DELETED_FILES_TABLE} where id = ?
   ) as p order by k limit 1`;
 
 interface PositionColumns {
+  /** 0: a live row; 1: a remembered deleted position. */
+  k: number | string;
   created_at: number | string;
   owner_principal: string | null;
   access_attributes: unknown;

@@ -2,7 +2,7 @@ import type { MikroORM } from "@mikro-orm/core";
 import type { AbstractSqlDriver, SqlEntityManager } from "@mikro-orm/knex";
 import { STALE_COMPLETING_SECONDS, type PartKeyRow, type UploadPartRecord, type UploadRecord, type UploadRepository, type UploadStatus } from "../files/ports.js";
 import type { UploadPurpose } from "../files/purposes.js";
-import { attributesToColumn, withAttributes } from "./access-sql.js";
+import { withAttributes } from "./access-sql.js";
 import { claimIds, skipLocked } from "./repository.js";
 import { UPLOAD_PARTS_TABLE, UPLOADS_TABLE, UploadEntity, UploadPartEntity, type UploadRow } from "./upload-entities.js";
 
@@ -15,7 +15,8 @@ export class MikroOrmUploadRepository implements UploadRepository {
   }
 
   async insertUpload(upload: UploadRecord): Promise<void> {
-    await this.em().insert(UploadEntity, { ...upload, accessAttributes: attributesToColumn(upload.accessAttributes) });
+    // The attributes as an object: the json column serializes it (given the JSON text, it encoded it twice).
+    await this.em().insert(UploadEntity, { ...upload, accessAttributes: structuredClone(upload.accessAttributes ?? null) });
   }
 
   // The statements every part makes (the upload read twice, the count, the insert, and at the end
@@ -166,6 +167,6 @@ function toUpload(row: UploadRow): UploadRecord {
     status: row.status as UploadStatus,
     fileId: row.fileId ?? null,
     ownerPrincipal: row.ownerPrincipal ?? null,
-    ...withAttributes(row.accessAttributes),
+    ...withAttributes(row.accessAttributes, true),
   };
 }

@@ -43,7 +43,47 @@ for (const [name, options] of backends) {
         await second.files.close();
       }
     });
+
+    it("store access_attributes as JSON once (uploads and deleted positions), and read rows earlier versions encoded twice", async () => {
+      const opts = await options(`uploads attributes ${name}`);
+      const { files, uploads } = await openMetadata(opts);
+      const connection = (files as unknown as { orm: { em: { getConnection(): { execute<T>(sql: string, params?: unknown[]): Promise<T> } } } }).orm.em.getConnection();
+      const text = async (table: string, id: string) => {
+        const column = name === "PostgreSQL" ? "access_attributes::text" : "access_attributes"; // SQLite stores text as it is
+        const rows = await connection.execute<{ a: string | null }[]>(`select ${column} as a from ${table} where id = ?`, [id]);
+        return rows[0]?.a;
+      };
+      try {
+        const upload = uploadRecord({ ownerPrincipal: "ann", accessAttributes: { teams: ["ml"] } });
+        await uploads.insertUpload(upload);
+        expect(JSON.parse((await text("openai_uploads", upload.id))!)).toEqual({ teams: ["ml"] });
+        expect((await uploads.findUpload(upload.id))?.accessAttributes).toEqual({ teams: ["ml"] });
+
+        const file = { ...recordFor("ann"), accessAttributes: { teams: ["ops"] } };
+        await files.insert(file);
+        expect(await files.delete(file.id, 1_700_000_100)).toBe(true);
+        expect(JSON.parse((await text("openai_files_deleted", file.id))!)).toEqual({ teams: ["ops"] });
+        expect((await files.position(file.id))?.accessAttributes).toEqual({ teams: ["ops"] });
+
+        // As an earlier version left them: the JSON text as a JSON string.
+        const twice = JSON.stringify(JSON.stringify({ roles: ["old"] }));
+        await connection.execute(`update openai_uploads set access_attributes = ? where id = ?`, [twice, upload.id]);
+        await connection.execute(`update openai_files_deleted set access_attributes = ? where id = ?`, [twice, file.id]);
+        expect((await uploads.findUpload(upload.id))?.accessAttributes).toEqual({ roles: ["old"] });
+        expect((await files.position(file.id))?.accessAttributes).toEqual({ roles: ["old"] });
+      } finally {
+        await files.close();
+      }
+    });
   });
+}
+
+function recordFor(owner: string) {
+  const id = `file-${Math.random().toString(16).slice(2).padEnd(32, "0").slice(0, 32)}`;
+  return {
+    id, filename: "a.txt", purpose: "assistants" as const, bytes: 1, createdAt: 1_700_000_000, expiresAt: null, mimeType: "text/plain",
+    sha256: "", storageKey: id, status: "processed" as const, ownerPrincipal: owner,
+  };
 }
 
 describe("upload reaper claims on one PostgreSQL database from two repositories (two ORMs)", () => {
