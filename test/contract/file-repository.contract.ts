@@ -241,6 +241,8 @@ export function fileRepositoryContract(name: string, open: () => Promise<FileRep
         { principal: "erin", attributes: { teams: ["ops", "ml"] } },
         { principal: "bob", attributes: null },
         { principal: "zed", attributes: { teams: ['x"y'] } },
+        // More shared values than the list query walks as separate index ranges: one filtered scan.
+        { principal: "yan", attributes: { teams: ["ops", ...Array.from({ length: 20 }, (_, i) => `t${i}`)], roles: ["bob"] } },
       ];
       const forbidOps = parseAccessPolicy([
         { forbid: { actions: ["read"] }, when: "user with ops in teams", description: "no ops" },
