@@ -5,7 +5,7 @@ import { REPO_ROOT } from "../test/support/server-process.js";
 import { MiB } from "./payload.js";
 import type { PayloadSigning } from "../src/config/config.js";
 
-export const SCENARIOS = ["large", "small", "list", "retrieve", "pg"] as const;
+export const SCENARIOS = ["large", "small", "list", "retrieve", "pg", "access"] as const;
 export const TARGETS = ["direct", "grpc", "grpcjs", "grpcgo", "grpcio", "rest", "resth2", "uploads", "floor", "llama", "tslib", "tslibstream", "golib", "golibstream", "pylib", "pylibstream"] as const;
 /**
  * grpcjs and grpcio (the same RPCs through @grpc/grpc-js and Python's grpcio) are cross-checks of
@@ -50,7 +50,8 @@ export interface Options {
 
 export const USAGE = `usage: npm run bench -- [options]
 
-  --scenarios LIST   large,small,list,retrieve,pg (default: all)
+  --scenarios LIST   large,small,list,retrieve,pg,access (default: all; access: list pages under
+                     owner_only and llama_stack_default, in process and over REST, at --rows)
   --sizes LIST       large-transfer sizes (default: 16MiB,256MiB,1GiB; units B, KiB, MiB, GiB)
   --targets LIST     direct,grpc,grpcjs,grpcgo,grpcio,rest,resth2,uploads,floor,llama (default:
                      all but grpcjs and grpcio). grpc is connect-node's client; grpcjs, grpcgo

@@ -39,6 +39,7 @@ import { OpenAiRest, UPLOAD_PART_BYTES, UPLOAD_PART_CONCURRENCY } from "./openai
 import { isForeign, prepareForeignClients } from "./foreign-clients.js";
 import { formatSize, parseOptions, S3_ONLY_TARGETS, USAGE, type Options, type S3Server } from "./options.js";
 import { runPg } from "./pg-metadata.js";
+import { runAccessList } from "./access-list.js";
 import { formatProfile, summarizeProfiles } from "./profile.js";
 import { ensureLlamaStackVenv, ensurePlotVenv, findPython, installedVersion, LLAMA_STACK_VERSION, referenceMaxUploadBytes, type FoundPython } from "./python.js";
 import { runLarge, type TransferResult } from "./scenario-large.js";
@@ -272,6 +273,9 @@ async function main(options: Options): Promise<number> {
   if (options.scenarios.includes("pg")) {
     results.pg = (await phase("pg", () => attempt(ctx, "pg", () => runPg(ctx)))) ?? null;
   }
+  if (options.scenarios.includes("access")) {
+    results.access = (await phase("access", () => attempt(ctx, "access", () => runAccessList({ rows: options.rows, rounds: 21, postgres: false, server: true })))) ?? null;
+  }
   await stopAllServers(); // before reading the profiles, which are written at exit
 
   const checks = targetChecks(results);
@@ -302,6 +306,7 @@ async function main(options: Options): Promise<number> {
     list: results.list,
     retrieve: results.retrieve,
     pg: results.pg,
+    access: results.access ?? null,
     tls: options.tls ? { large: overTls.large, small: overTls.small } : null,
     ratios: {
       large: largeRatios(results.large),

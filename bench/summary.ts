@@ -2,10 +2,11 @@
  * Ratios and the issue's targets from one run's results, and the tables printed on stdout.
  * Ratios are computed only between figures measured in the same run (shared machines are noisy).
  */
-import { check, div, fmt, type TargetCheck } from "./checks.js";
+import { atMost, check, div, fmt, type TargetCheck } from "./checks.js";
 import { formatGrpcVsRest, grpcVsRest, grpcVsRestChecks } from "./grpc-vs-rest.js";
 import { formatLibraryVsStubs, libraryChecks, libraryVsStubs } from "./library-vs-stubs.js";
 import type { PgResult } from "./pg-metadata.js";
+import type { AccessListResult } from "./access-list.js";
 import { formatSize } from "./options.js";
 import { table } from "./report.js";
 import type { ListResult, RetrieveResult } from "./scenario-metadata.js";
@@ -47,6 +48,8 @@ export interface Results {
   list: ListResult[];
   retrieve: RetrieveResult[];
   pg: PgResult | null;
+  /** Listing under the access policy (bench/access-list.ts). */
+  access?: AccessListResult | null;
   rows: number;
   /** Printed under the large-transfer table (e.g. sizes the reference refuses). */
   largeNotes: string[];
@@ -166,6 +169,11 @@ export function targetChecks(results: Results): TargetCheck[] {
   const rowsNote = results.rows === FULL_ROWS ? "" : ` (at ${results.rows} rows, target is at 100,000)`;
   for (const r of latencyRatios(results.list, results.retrieve)) {
     if (on("llama")) checks.push(check(`${r.scenario} p99 over ${r.target}${rowsNote}`, r.p99TimesBetter, 3, `${fmt(r.p99TimesBetter)}× better than reference`, "≥ 3× better p99"));
+  }
+  if (results.access) {
+    const a = results.access;
+    checks.push(atMost(`list p99 under llama_stack_default ÷ owner_only, in process (${a.inProcess.rows} rows)`, a.inProcess.p99_ratio, 1.5, `${fmt(a.inProcess.p99_ratio)}×`, "≤ 1.5×"));
+    if (a.rest) checks.push(atMost(`list p99 under llama_stack_default ÷ owner_only, over REST (${a.inProcess.rows} rows)`, a.rest.p99_ratio, 1.5, `${fmt(a.rest.p99_ratio)}×`, "≤ 1.5×"));
   }
   checks.push(...grpcVsRestChecks(grpcVsRestOf(results), results, results.selected));
   checks.push(...libraryChecks(libraryVsStubs(results.large)));
@@ -296,6 +304,23 @@ export function formatTables(results: Results): string {
   if (results.pg) {
     const rows = results.pg.rates.map((r) => [r.what, String(r.concurrency), String(r.ops), r.opsPerSecond.toFixed(0), r.rowsPerSecond.toFixed(0), r.latency.p50Ms.toFixed(2), r.latency.p99Ms.toFixed(2)]);
     out.push(`PostgreSQL metadata through the repository (${results.pg.rows} rows; ${results.pg.server}):`, table(["operation", "conc.", "ops", "ops/s", "rows/s", "p50 ms", "p99 ms"], rows), "");
+  }
+  if (results.access) {
+    const { inProcess, rest } = results.access;
+    const row = (over: string, name: "owner_only" | "llama_stack_default", p: { p50_ms: number; p99_ms: number }, cpu: number) =>
+      [over, name, p.p50_ms.toFixed(2), p.p99_ms.toFixed(2), cpu.toFixed(2)];
+    const rows = [
+      row("in process", "owner_only", inProcess.owner_only, inProcess.owner_only.cpu_ms_per_page),
+      row("in process", "llama_stack_default", inProcess.llama_stack_default, inProcess.llama_stack_default.cpu_ms_per_page),
+      ...(rest
+        ? [row("REST", "owner_only", rest.owner_only, rest.owner_only.server_cpu_ms_per_page), row("REST", "llama_stack_default", rest.llama_stack_default, rest.llama_stack_default.server_cpu_ms_per_page)]
+        : []),
+    ];
+    out.push(
+      `Listing under the access policy (${inProcess.rows} rows, half with owner attributes; pages of 100; CPU ms per page, the server's over REST):`,
+      table(["over", "policy", "p50 ms", "p99 ms", "CPU ms/page"], rows),
+      "",
+    );
   }
   const versus = formatGrpcVsRest(grpcVsRestOf(results));
   if (versus) out.push(versus);
