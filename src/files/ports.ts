@@ -130,6 +130,12 @@ export interface ObjectStore {
   get(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
   /** Removes the object; removing a missing object is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Removes many objects in few requests (S3's DeleteObjects, up to 1,000 keys each); missing
+   * objects are not an error. Resolves with the keys it could not remove. Optional: without it,
+   * callers remove one key at a time.
+   */
+  deleteMany?(keys: readonly string[]): Promise<string[]>;
   /** The stored size, or undefined when there is no such object. */
   head(key: string): Promise<{ bytes: number } | undefined>;
   /** Throws when the store cannot be reached. */
@@ -252,6 +258,8 @@ export interface UploadRepository {
   /** How many parts the upload holds (each new part checks the limit; listParts would read them all). */
   countParts(uploadId: string): Promise<number>;
   deletePart(partId: string): Promise<void>;
+  /** Removes these part rows (an ended upload's, once their objects are gone) in few statements. */
+  deleteParts(partIds: readonly string[]): Promise<void>;
   /**
    * For the reaper: atomically claims up to `limit` uploads with work left, holding each until
    * `claimUntil` (see FileRepository.claimExpired): pending uploads whose expiry is <= `now`,

@@ -344,6 +344,14 @@ export class UploadsService {
 
   private async discardParts(uploadId: string): Promise<void> {
     const parts = await this.options.repository.listParts(uploadId).catch(() => []);
+    if (parts.length === 0) return;
+    const { store } = this.options;
+    if (store.deleteMany) {
+      // Objects first, as in discardPart: a row whose object could not be removed stays for the reaper.
+      const failed = new Set(await store.deleteMany(parts.map((p) => p.storageKey)).catch(() => parts.map((p) => p.storageKey)));
+      await this.options.repository.deleteParts(parts.filter((p) => !failed.has(p.storageKey)).map((p) => p.id)).catch(() => {});
+      return;
+    }
     for (let i = 0; i < parts.length; i += CLEANUP_CONCURRENCY) {
       await Promise.all(parts.slice(i, i + CLEANUP_CONCURRENCY).map((part) => this.discardPart(part)));
     }

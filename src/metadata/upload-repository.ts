@@ -70,6 +70,16 @@ export class MikroOrmUploadRepository implements UploadRepository {
     await this.orm.em.getConnection().execute(`delete from "${UPLOAD_PARTS_TABLE}" where "id" = ?`, [partId], "run");
   }
 
+  async deleteParts(partIds: readonly string[]): Promise<void> {
+    // Chunks well under either database's limit on bound parameters.
+    for (let i = 0; i < partIds.length; i += 500) {
+      const chunk = partIds.slice(i, i + 500);
+      await this.orm.em
+        .getConnection()
+        .execute(`delete from "${UPLOAD_PARTS_TABLE}" where "id" in (${chunk.map(() => "?").join(", ")})`, [...chunk], "run");
+    }
+  }
+
   private execute<T>(sql: string, params: unknown[]): Promise<T[]> {
     return this.orm.em.getConnection().execute<T[]>(sql, params as never[]);
   }

@@ -7,7 +7,7 @@
 import { s3Status } from "./s3-errors.js";
 
 /** The optional operations the service can do without. */
-export type S3Feature = "ListMultipartUploads" | "ListParts" | "UploadPartCopy" | "AbortMultipartUpload" | "HeadBucket";
+export type S3Feature = "ListMultipartUploads" | "ListParts" | "UploadPartCopy" | "AbortMultipartUpload" | "HeadBucket" | "DeleteObjects";
 
 /** What the service does instead, for the log line. */
 export const FALLBACKS: Record<S3Feature, string> = {
@@ -16,6 +16,7 @@ export const FALLBACKS: Record<S3Feature, string> = {
   UploadPartCopy: "Uploads are assembled by streaming their parts through the service instead of copying them inside the store",
   AbortMultipartUpload: "failed and cancelled uploads are left for the bucket's lifecycle rules (AbortIncompleteMultipartUpload) to remove",
   HeadBucket: "the bucket is checked with a one-key ListObjectsV2 instead",
+  DeleteObjects: "an ended Upload's parts are removed one DeleteObject request each",
 };
 
 /** True when the store said it does not implement what was asked: HTTP 501, or the NotImplemented error code. */

@@ -4,6 +4,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
@@ -24,6 +25,9 @@ import { writeInParts, type PartSink, type SentPart } from "./part-writer.js";
 import { checkBucket } from "./bucket.js";
 import { FALLBACKS, S3Capabilities } from "./s3-capabilities.js";
 import { fromS3Error, isS3NotFound } from "./s3-errors.js";
+
+/** DeleteObjects takes at most 1,000 keys a request. */
+const DELETE_BATCH = 1000;
 
 export interface S3ObjectStoreOptions {
   client: S3Client;
@@ -257,6 +261,28 @@ export class S3ObjectStore implements ObjectStore {
     } catch (err) {
       if (!isS3NotFound(err)) throw unavailable("object storage", err);
     }
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<string[]> {
+    const failed: string[] = [];
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      if (this.capabilities.has("DeleteObjects")) {
+        try {
+          const out = await this.client.send(
+            new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          );
+          for (const e of out.Errors ?? []) if (e.Key !== undefined && e.Code !== "NoSuchKey") failed.push(e.Key);
+          continue;
+        } catch (err) {
+          // A store without it (501) is noted once; any other refusal of the batch (a store that
+          // wants Content-MD5, say) falls back for this batch only: one key at a time.
+          this.capabilities.lacks("DeleteObjects", err);
+        }
+      }
+      for (const key of batch) await this.delete(key).catch(() => failed.push(key));
+    }
+    return failed;
   }
 
   async head(key: string): Promise<{ bytes: number } | undefined> {

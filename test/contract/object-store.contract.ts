@@ -282,6 +282,18 @@ export function objectStoreContract(name: string, setup: () => Promise<ObjectSto
         expect(await fx.keysLeft()).not.toContain(key);
       });
 
+      it("deletes many keys at once where it can, missing ones included, and nothing else", async () => {
+        if (!fx.store.deleteMany) return; // optional: callers delete one key at a time
+        const keys = [newKey("many-a"), newKey("many-b"), newKey("many-c")];
+        for (const key of keys) await fx.store.put(key, chunked(randomBytes(10)), PUT);
+        expect(await fx.store.deleteMany([keys[0]!, keys[1]!, newKey("many-never-existed")])).toEqual([]);
+        expect(await fx.store.head(keys[0]!)).toBeUndefined();
+        expect(await fx.store.head(keys[1]!)).toBeUndefined();
+        expect(await fx.store.head(keys[2]!)).toEqual({ bytes: 10 });
+        expect(await fx.store.deleteMany([])).toEqual([]);
+        await fx.store.delete(keys[2]!);
+      });
+
       it("stops a download when its signal aborts", async () => {
         const key = newKey("get-abort");
         await fx.store.put(key, chunked(randomBytes(3 * MiB)), PUT);

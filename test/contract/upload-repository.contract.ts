@@ -179,6 +179,10 @@ export function uploadRepositoryContract(name: string, open: () => Promise<Opene
       expect(await repo.countParts(newUploadId())).toBe(0);
       await repo.deletePart(aParts[0]!.id);
       expect(await repo.countParts(a.id)).toBe(2);
+      await repo.deleteParts([aParts[1]!.id, aParts[2]!.id, "part_" + "f".repeat(32)]);
+      expect(await repo.listParts(a.id)).toEqual([]);
+      expect(await repo.listParts(b.id)).toEqual([bPart]);
+      await repo.deleteParts([]);
     });
 
     it("rejects a second part with the same id", async () => {

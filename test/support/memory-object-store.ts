@@ -104,6 +104,13 @@ export class MemoryObjectStore implements ObjectStore {
     this.modified.delete(key);
   }
 
+  /** Like S3's DeleteObjects: per-key outcomes, the keys it could not remove answered back. */
+  async deleteMany(keys: readonly string[]): Promise<string[]> {
+    const failed: string[] = [];
+    for (const key of keys) await this.delete(key).catch(() => failed.push(key));
+    return failed;
+  }
+
   async head(key: string): Promise<{ bytes: number } | undefined> {
     const data = this.objects.get(key);
     return data && { bytes: data.byteLength };

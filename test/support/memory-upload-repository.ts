@@ -45,6 +45,10 @@ export class MemoryUploadRepository implements UploadRepository {
     this.parts.delete(partId);
   }
 
+  async deleteParts(partIds: readonly string[]): Promise<void> {
+    for (const id of partIds) this.parts.delete(id);
+  }
+
   async listPartKeys(afterId: string | undefined, limit: number): Promise<PartKeyRow[]> {
     return [...this.parts.values()]
       .filter((p) => afterId === undefined || p.id > afterId)
