@@ -243,6 +243,17 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
 
   async function halt(): Promise<void> {
     if (!started) return;
+    // This cluster runs with synchronous_commit off (speed): an immediate stop could then drop
+    // commits its WAL writer had not written out yet, which a server with synchronous_commit on
+    // (as in production) keeps. A checkpoint first makes every acknowledged commit survive the crash.
+    const port = /-p (\d+)/.exec(serverOptions)?.[1] ?? "5432";
+    const psql = existsSync(path.join(binDir, "psql")) ? path.join(binDir, "psql") : "psql";
+    await runCommand(psql, ["-h", sockDir, "-p", port, "-U", SUPERUSER, "-d", "postgres", "-qAt", "-c", "checkpoint"], {
+      ...asUser,
+      env: pgEnv(),
+      cwd: root,
+      timeoutMs: 30_000,
+    }).catch(() => undefined); // best effort: the stop below is what the tests need
     const stop = await runCommand(pgCtl, ["-D", dataDir, "-m", "immediate", "-w", "-t", "30", "stop"], {
       ...asUser,
       env: pgEnv(),
