@@ -8,6 +8,7 @@
 import { spawn } from "node:child_process";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
+import { rng, type Rng } from "../support/seeded-rng.js";
 import { findPython, ensureLlamaStackVenv } from "../../bench/python.js";
 import { FILE_RESOURCE_TYPE, UPLOAD_RESOURCE_TYPE } from "../../src/files/access-control.js";
 import { ACTIONS, decide, parseAccessPolicy, type Action, type Attributes, type ProtectedResource, type User } from "../../src/files/access-policy.js";
@@ -21,23 +22,6 @@ const SEED = Number(process.env.FILES_DIFF_SEED ?? Math.floor(Math.random() * 2 
 const POLICIES = Number(process.env.FILES_DIFF_POLICIES ?? 3000);
 const CASES_PER_POLICY = 8;
 
-/** mulberry32: small, seedable, good enough to spread cases. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
-  const chance = (p: number) => next() < p;
-  const subset = <T>(xs: readonly T[]): T[] => xs.filter(() => chance(0.5));
-  return { int, pick, chance, subset };
-}
-type Rng = ReturnType<typeof rng>;
 
 const NAMES = ["roles", "teams", "projects", "namespaces", "groups"] as const;
 const VALUES = ["a", "b", "c", "ml", "alice"] as const;

@@ -5,6 +5,7 @@
  * branches equal to the single filtered scan.
  */
 import { describe, expect, it } from "vitest";
+import { rng, type Rng } from "../support/seeded-rng.js";
 import { FILE_RESOURCE_TYPE } from "../../src/files/access-control.js";
 import { LLAMA_STACK_DEFAULT_POLICY, OWNER_ONLY_POLICY, ownAttribute, type Attributes } from "../../src/files/access-policy.js";
 import { compileRowPredicate, rowMatches, type PredicateRow, type RowPredicate } from "../../src/files/row-predicate.js";
@@ -12,20 +13,6 @@ import { assuming, indexCover, type IndexDriver } from "../../src/metadata/acces
 
 const SEED = Number(process.env.FILES_COVER_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
-  return { int, pick, chance: (p: number) => next() < p };
-}
-type Rng = ReturnType<typeof rng>;
 
 const PRINCIPALS = ["alice", "bob", ""] as const;
 const NAMES = ["roles", "teams"] as const;

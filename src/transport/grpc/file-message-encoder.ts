@@ -99,7 +99,8 @@ function stringFieldSize(s: string, lengths: number[]): number {
   return 1 + varintSize(n) + n;
 }
 
-function varintSize(n: number): number {
+/** Bytes of `n` (non-negative) as a protobuf varint. */
+export function varintSize(n: number): number {
   let size = 1;
   while (n >= 0x80) {
     n = Math.floor(n / 128);

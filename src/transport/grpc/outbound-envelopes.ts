@@ -1,7 +1,7 @@
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DownloadFileResponseSchema, type DownloadFileResponse } from "../../../gen/ts/files/v1/files_pb.js";
-import { FILE_MESSAGE_ENCODERS } from "./file-message-encoder.js";
+import { FILE_MESSAGE_ENCODERS, varintSize } from "./file-message-encoder.js";
 
 const PREFIX_BYTES = 5;
 /** Wire type 2 (length-delimited) for a field number. */
@@ -65,15 +65,6 @@ function assertWithin(messageBytes: number, writeMaxBytes: number): void {
   if (messageBytes > writeMaxBytes) {
     throw new ConnectError(`message size ${messageBytes} is larger than configured writeMaxBytes ${writeMaxBytes}`, Code.ResourceExhausted);
   }
-}
-
-function varintSize(value: number): number {
-  let size = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 128);
-    size++;
-  }
-  return size;
 }
 
 function writeVarint(out: Buffer, at: number, value: number): void {
